@@ -1,0 +1,199 @@
+//! Keys: percent-decoding, validation, file/directory names.
+
+use http::Method;
+use state_client::Condition;
+
+use super::{
+    Case, Outcome, case, doing, ensure, ensure_eq, expect_error, expect_error_body,
+    expect_raw_error, request,
+};
+use crate::Ctx;
+use crate::raw;
+
+pub(super) fn cases() -> Vec<Case> {
+    vec![
+        case!(percent_encoded_keys),
+        case!(invalid_keys_are_rejected),
+        case!(key_length_limit),
+        case!(nested_keys_coexist, |t| t.profile.nested_keys),
+        case!(file_and_directory_names_conflict, |t| !t
+            .profile
+            .nested_keys),
+    ]
+}
+
+async fn percent_encoded_keys(cx: &Ctx<'_>) -> Outcome {
+    let cases = [
+        ("sp%20ace", "sp ace"),
+        ("caf%C3%A9", "café"),
+        ("dir%2Finner", "dir/inner"),
+        ("plus+sign", "plus+sign"),
+        ("pct%25", "pct%"),
+        ("what%3Fnot", "what?not"),
+        ("semi;colon=equals", "semi;colon=equals"),
+    ];
+    for (raw, decoded) in cases {
+        let path = format!("/keys/{}/{raw}", cx.key("k"));
+        let put = request(cx, Method::PUT, &path, &[], decoded.to_owned()).await?;
+        ensure_eq!(put.status.as_u16(), 204, "PUT {path}");
+        // The client escapes the decoded key its own way: same object.
+        let object = doing(
+            &format!("GET {decoded:?}"),
+            cx.client.get(&cx.key(&format!("k/{decoded}"))).await,
+        )?;
+        ensure_eq!(
+            &object.data[..],
+            decoded.as_bytes(),
+            "content under {decoded:?}"
+        );
+    }
+    let listing = doing("list", cx.client.list(&cx.dir(), Some("")).await)?;
+    let mut expected: Vec<String> = cases
+        .iter()
+        .map(|(_, d)| cx.key(&format!("k/{d}")))
+        .collect();
+    expected.sort();
+    ensure_eq!(listing.keys, expected, "keys listed after percent-decoding");
+    Ok(())
+}
+
+async fn invalid_keys_are_rejected(cx: &Ctx<'_>) -> Outcome {
+    let ns = cx.key("bad");
+    let long = "k".repeat(1025);
+    let paths = [
+        format!("/keys//{ns}/absolute"),
+        format!("/keys/{ns}/../escape"),
+        format!("/keys/{ns}/./here"),
+        format!("/keys/{ns}/%2E%2E/escape"),
+        format!("/keys/{ns}//double"),
+        format!("/keys/{ns}/trailing/"),
+        format!("/keys/{ns}/nul%00byte"),
+        format!("/keys/{ns}/newline%0Abyte"),
+        format!("/keys/{ns}/del%7Fbyte"),
+        format!("/keys/{ns}/invalid%FFutf8"),
+        format!("/keys/{ns}/bad%zzescape"),
+        format!("/keys/{long}"),
+    ];
+    for path in &paths {
+        // Sent byte for byte: a client library would normalise `..` away.
+        let put = raw::exchange(
+            &cx.target.socket,
+            format!("PUT {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\n\r\nx")
+                .as_bytes(),
+        )
+        .await?;
+        expect_raw_error(&format!("PUT {path}"), &put, 400, "bad_request")?;
+        let get = raw::exchange(
+            &cx.target.socket,
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        expect_raw_error(&format!("GET {path}"), &get, 400, "bad_request")?;
+    }
+    let empty = request(cx, Method::PUT, "/keys/", &[], "x").await?;
+    expect_error_body("PUT of the empty key", &empty, 400, "bad_request")?;
+    // Nothing was stored under any other name.
+    let listing = doing("list", cx.client.list(&cx.dir(), Some("")).await)?;
+    ensure!(
+        listing.keys.is_empty(),
+        "rejected keys left objects: {:?}",
+        listing.keys
+    );
+    let root = doing("list root", cx.client.list("escape", Some("")).await)?;
+    ensure!(
+        root.keys.is_empty(),
+        "a rejected key escaped its directory: {:?}",
+        root.keys
+    );
+    Ok(())
+}
+
+async fn key_length_limit(cx: &Ctx<'_>) -> Outcome {
+    // Segments of 200 bytes stay within every file system's name limit.
+    let mut key = cx.key("");
+    while key.len() < 1024 {
+        let room = 1024 - key.len();
+        key.push_str(&"s".repeat(room.min(200)));
+        if key.len() < 1023 {
+            key.push('/');
+        }
+    }
+    ensure_eq!(key.len(), 1024, "test key length");
+    doing(
+        "PUT of a 1024-byte key",
+        cx.client.put(&key, "max", Condition::None).await,
+    )?;
+    let object = doing("GET of a 1024-byte key", cx.client.get(&key).await)?;
+    ensure_eq!(&object.data[..], b"max", "content under the longest key");
+    let longer = format!("{key}s");
+    expect_error(
+        "PUT of a 1025-byte key",
+        cx.client.put(&longer, "x", Condition::None).await,
+        400,
+        "bad_request",
+    )
+}
+
+async fn nested_keys_coexist(cx: &Ctx<'_>) -> Outcome {
+    let (parent, child) = (cx.key("a"), cx.key("a/c"));
+    doing(
+        "PUT a",
+        cx.client.put(&parent, "parent", Condition::None).await,
+    )?;
+    doing(
+        "PUT a/c",
+        cx.client.put(&child, "child", Condition::None).await,
+    )?;
+    ensure_eq!(
+        &doing("GET a", cx.client.get(&parent).await)?.data[..],
+        b"parent",
+        "a"
+    );
+    ensure_eq!(
+        &doing("GET a/c", cx.client.get(&child).await)?.data[..],
+        b"child",
+        "a/c"
+    );
+    let listing = doing("list", cx.client.list(&cx.dir(), None).await)?;
+    ensure_eq!(listing.keys, vec![parent], "keys");
+    ensure_eq!(
+        listing.prefixes,
+        vec![format!("{}a/", cx.dir())],
+        "prefixes"
+    );
+    Ok(())
+}
+
+async fn file_and_directory_names_conflict(cx: &Ctx<'_>) -> Outcome {
+    doing(
+        "PUT a",
+        cx.client.put(&cx.key("a"), "file", Condition::None).await,
+    )?;
+    expect_error(
+        "PUT a/c over the file a",
+        cx.client.put(&cx.key("a/c"), "x", Condition::None).await,
+        409,
+        "conflict",
+    )?;
+    doing(
+        "PUT d/e",
+        cx.client.put(&cx.key("d/e"), "file", Condition::None).await,
+    )?;
+    expect_error(
+        "PUT d over the directory d/",
+        cx.client.put(&cx.key("d"), "x", Condition::None).await,
+        409,
+        "conflict",
+    )?;
+    ensure_eq!(
+        &doing("GET a", cx.client.get(&cx.key("a")).await)?.data[..],
+        b"file",
+        "a kept"
+    );
+    ensure_eq!(
+        &doing("GET d/e", cx.client.get(&cx.key("d/e")).await)?.data[..],
+        b"file",
+        "d/e kept"
+    );
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! The state proxy protocol suite (PROTOCOL.md), runnable against any
+//! socket: in-process servers in `cargo test`, the real binary on a real
+//! emulator in component tests.
+//!
+//! Every case works under its own key namespace, so cases never see each
+//! other's keys and a run never sees an earlier one's. What a connector is
+//! expected to do comes from [`Profile`], written from PROTOCOL.md and not
+//! from what the proxy says of itself.
+
+pub mod backend;
+mod cases;
+pub mod profile;
+pub mod raw;
+mod report;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+pub use backend::Backend;
+pub use profile::{Consistency, Profile};
+pub use report::{Report, Verdict};
+use state_client::Client;
+
+/// Where and what to test.
+pub struct Target {
+    /// The proxy under test.
+    pub socket: PathBuf,
+    /// Other proxy processes (or servers) on the same backend, for the
+    /// cases about writers in other processes; the implicit
+    /// compare-and-swap race wants three.
+    pub peers: Vec<PathBuf>,
+    pub profile: Profile,
+    /// Direct access to the backend, to check where objects really are.
+    pub backend: Option<Arc<dyn Backend>>,
+    /// Root of every key the run creates.
+    pub namespace: String,
+}
+
+impl Target {
+    pub fn new(socket: impl Into<PathBuf>, profile: Profile) -> Target {
+        Target {
+            socket: socket.into(),
+            peers: Vec::new(),
+            profile,
+            backend: None,
+            namespace: unique_namespace(),
+        }
+    }
+
+    pub fn with_peers(mut self, peers: Vec<PathBuf>) -> Target {
+        self.peers = peers;
+        self
+    }
+
+    pub fn with_backend(mut self, backend: Arc<dyn Backend>) -> Target {
+        self.backend = Some(backend);
+        self
+    }
+}
+
+/// `conformance-<time>-<pid>`: distinct for every run.
+pub fn unique_namespace() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("conformance-{nanos:x}-{}", std::process::id())
+}
+
+/// What one case sees.
+pub struct Ctx<'t> {
+    pub target: &'t Target,
+    /// A keep-alive client of the proxy under test.
+    pub client: Client,
+    /// Keep-alive clients of the peers.
+    pub peers: Vec<Client>,
+    namespace: String,
+}
+
+impl Ctx<'_> {
+    /// A key inside this case's namespace.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}/{name}", self.namespace)
+    }
+
+    /// The case's namespace, with a trailing `/`, for listings.
+    pub fn dir(&self) -> String {
+        format!("{}/", self.namespace)
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.target.profile
+    }
+}
+
+/// How long one case may take before it counts as hung.
+const CASE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Runs every case that applies to the profile (those whose name contains
+/// `filter`, when given), then deletes what the run created.
+pub async fn run(target: &Target, filter: Option<&str>) -> Report {
+    let mut report = Report::default();
+    for case in cases::all() {
+        if filter.is_some_and(|f| !case.name.contains(f)) {
+            continue;
+        }
+        if !(case.applies)(target) {
+            report.push(case.name, Verdict::NotApplicable, Duration::ZERO);
+            continue;
+        }
+        if target.peers.len() < case.peers {
+            let message = format!(
+                "needs {} peer proxies on the same backend, got {}",
+                case.peers,
+                target.peers.len()
+            );
+            report.push(case.name, Verdict::Failed(message), Duration::ZERO);
+            continue;
+        }
+        let cx = Ctx {
+            target,
+            client: Client::new(&target.socket),
+            peers: target.peers.iter().map(Client::new).collect(),
+            namespace: format!("{}/{}", target.namespace, case.name),
+        };
+        let started = std::time::Instant::now();
+        let verdict = match tokio::time::timeout(CASE_TIMEOUT, (case.run)(&cx)).await {
+            Ok(Ok(())) => Verdict::Passed,
+            Ok(Err(message)) => Verdict::Failed(message),
+            Err(_) => Verdict::Failed(format!("did not finish within {CASE_TIMEOUT:?}")),
+        };
+        report.push(case.name, verdict, started.elapsed());
+    }
+    if let Err(message) = clean_up(target).await {
+        report.push("cleanup", Verdict::Failed(message), Duration::ZERO);
+    }
+    report
+}
+
+/// Deletes every key under the run's namespace.
+async fn clean_up(target: &Target) -> Result<(), String> {
+    let client = Client::new(&target.socket);
+    let listing = client
+        .list(&format!("{}/", target.namespace), Some(""))
+        .await
+        .map_err(|e| format!("listing for cleanup: {e}"))?;
+    for key in listing.keys {
+        match client.delete(&key, state_client::Condition::None).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(format!("deleting {key}: {e}")),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! Command line: `serve` (the default) and the client subcommands that
+//! let a person poke a running proxy without curl.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use futures_util::StreamExt;
+use state_client::{Client, ClientError, Condition};
+use tokio::io::AsyncWriteExt;
+use tokio_util::io::ReaderStream;
+
+use crate::bench::BenchArgs;
+use crate::config::ServeArgs;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "state-proxy",
+    version,
+    about = "State proxy sidecar for Asya actors: file-like state over a Unix socket",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Without a subcommand, the proxy serves with these flags.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the socket protocol (the default).
+    Serve(ServeArgs),
+    /// Print an object to stdout (or a file).
+    Get {
+        #[command(flatten)]
+        target: Target,
+        key: String,
+        /// Write to this file instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Store stdin (or a file) under a key; prints the new ETag.
+    Put {
+        #[command(flatten)]
+        target: Target,
+        key: String,
+        /// File to upload; stdin when absent or `-`.
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        condition: ConditionArgs,
+    },
+    /// Print size and ETag of a key.
+    Stat {
+        #[command(flatten)]
+        target: Target,
+        key: String,
+    },
+    /// List keys (and common prefixes, ending in the delimiter).
+    Ls {
+        #[command(flatten)]
+        target: Target,
+        /// Key prefix, e.g. `results/`.
+        #[arg(default_value = "")]
+        prefix: String,
+        /// List every key under the prefix, not just one level.
+        #[arg(short, long)]
+        recursive: bool,
+    },
+    /// Delete a key.
+    Rm {
+        #[command(flatten)]
+        target: Target,
+        key: String,
+        /// Delete only if the current ETag is this one.
+        #[arg(long)]
+        if_match: Option<String>,
+    },
+    /// List a key's attributes, print one, or set one with --set.
+    Meta {
+        #[command(flatten)]
+        target: Target,
+        key: String,
+        attr: Option<String>,
+        /// New value of the attribute.
+        #[arg(long, requires = "attr")]
+        set: Option<String>,
+    },
+    /// Load a running proxy and print throughput and latency as JSON.
+    Bench(BenchArgs),
+}
+
+/// The socket of the proxy to talk to.
+#[derive(Args, Debug, Clone)]
+pub struct Target {
+    #[arg(long, env = "CONNECTOR_SOCKET", default_value = "./state.sock")]
+    pub socket: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ConditionArgs {
+    /// Write only if the current ETag is this one.
+    #[arg(long, conflicts_with = "create")]
+    if_match: Option<String>,
+    /// Write only if the key does not exist yet.
+    #[arg(long)]
+    create: bool,
+}
+
+impl ConditionArgs {
+    fn condition(&self) -> Condition {
+        match (&self.if_match, self.create) {
+            (Some(etag), _) => Condition::IfMatch(etag.clone()),
+            (None, true) => Condition::IfAbsent,
+            (None, false) => Condition::None,
+        }
+    }
+}
+
+/// Runs a client subcommand; `Err` is the message to print.
+pub async fn run_client(command: Command) -> Result<(), String> {
+    run_client_command(command).await.map_err(|e| e.to_string())
+}
+
+async fn run_client_command(command: Command) -> Result<(), ClientError> {
+    match command {
+        Command::Serve(_) | Command::Bench(_) => unreachable!("handled by main"),
+        Command::Get {
+            target,
+            key,
+            output,
+        } => get(&target, &key, output).await,
+        Command::Put {
+            target,
+            key,
+            file,
+            condition,
+        } => put(&target, &key, file, condition.condition()).await,
+        Command::Stat { target, key } => {
+            let client = Client::new(&target.socket);
+            match client.head(&key).await? {
+                Some(stat) => {
+                    println!("size: {}", stat.size);
+                    println!("etag: {}", stat.etag.unwrap_or_default());
+                    Ok(())
+                }
+                None => Err(ClientError::Local(format!("{key}: not found"))),
+            }
+        }
+        Command::Ls {
+            target,
+            prefix,
+            recursive,
+        } => {
+            let client = Client::new(&target.socket);
+            let listing = client
+                .list(&prefix, Some(if recursive { "" } else { "/" }))
+                .await?;
+            let mut out = std::io::stdout().lock();
+            listing
+                .prefixes
+                .iter()
+                .chain(&listing.keys)
+                .try_for_each(|line| writeln!(out, "{line}"))
+                .map_err(|e| ClientError::Local(format!("writing output: {e}")))
+        }
+        Command::Rm {
+            target,
+            key,
+            if_match,
+        } => {
+            let condition = if_match.map_or(Condition::None, Condition::IfMatch);
+            Client::new(&target.socket).delete(&key, condition).await
+        }
+        Command::Meta {
+            target,
+            key,
+            attr,
+            set,
+        } => {
+            let client = Client::new(&target.socket);
+            match (attr, set) {
+                (None, _) => {
+                    for name in client.attrs(&key).await? {
+                        println!("{name}");
+                    }
+                    Ok(())
+                }
+                (Some(attr), None) => {
+                    println!("{}", client.get_attr(&key, &attr).await?);
+                    Ok(())
+                }
+                (Some(attr), Some(value)) => client.set_attr(&key, &attr, &value).await,
+            }
+        }
+    }
+}
+
+async fn get(target: &Target, key: &str, output: Option<PathBuf>) -> Result<(), ClientError> {
+    let client = Client::new(&target.socket);
+    let (_, mut chunks) = client.get_stream(key).await?;
+    let mut sink: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = match output {
+        Some(path) => Box::new(
+            tokio::fs::File::create(&path)
+                .await
+                .map_err(|e| local(&path, e))?,
+        ),
+        None => Box::new(tokio::io::stdout()),
+    };
+    while let Some(chunk) = chunks.next().await {
+        sink.write_all(&chunk?)
+            .await
+            .map_err(|e| ClientError::Local(format!("writing output: {e}")))?;
+    }
+    sink.flush()
+        .await
+        .map_err(|e| ClientError::Local(format!("writing output: {e}")))
+}
+
+async fn put(
+    target: &Target,
+    key: &str,
+    file: Option<PathBuf>,
+    condition: Condition,
+) -> Result<(), ClientError> {
+    let client = Client::new(&target.socket);
+    let etag = match file.filter(|path| path.as_os_str() != "-") {
+        Some(path) => {
+            let opened = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| local(&path, e))?;
+            let size = opened.metadata().await.map_err(|e| local(&path, e))?.len();
+            let chunks = ReaderStream::new(opened);
+            client
+                .put_stream(key, chunks, Some(size), condition)
+                .await?
+        }
+        None => {
+            let chunks = ReaderStream::new(tokio::io::stdin());
+            client.put_stream(key, chunks, None, condition).await?
+        }
+    };
+    println!("{etag}");
+    Ok(())
+}
+
+fn local(path: &std::path::Path, e: std::io::Error) -> ClientError {
+    ClientError::Local(format!("{}: {e}", path.display()))
+}

@@ -1,0 +1,243 @@
+//! Configuration of `state-proxy serve`: flags, with the compat
+//! environment variables as fallbacks, and connector names.
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, ValueEnum};
+
+use crate::mode::{Consistency, ModeOptions};
+
+/// The backends a connector name can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    Memory,
+    Fs,
+    S3,
+    Gcs,
+    Redis,
+}
+
+impl StoreKind {
+    pub const ALL: [StoreKind; 5] = [
+        StoreKind::Memory,
+        StoreKind::Fs,
+        StoreKind::S3,
+        StoreKind::Gcs,
+        StoreKind::Redis,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreKind::Memory => "memory",
+            StoreKind::Fs => "fs",
+            StoreKind::S3 => "s3",
+            StoreKind::Gcs => "gcs",
+            StoreKind::Redis => "redis",
+        }
+    }
+}
+
+/// A connector: a store with a consistency mode, named `<store>-<mode>`
+/// (`_` and `-` alike); a bare store name means its `buffered-lww`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Connector {
+    pub store: StoreKind,
+    pub consistency: Consistency,
+}
+
+impl fmt::Display for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.store.name(), self.consistency)
+    }
+}
+
+impl FromStr for Connector {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        let normalized = name.trim().replace('_', "-");
+        let (store_name, mode_name) = normalized.split_once('-').unwrap_or((&normalized, ""));
+        let store = StoreKind::ALL
+            .into_iter()
+            .find(|store| store.name() == store_name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown connector '{name}': the store must be one of memory, fs, s3, gcs, redis \
+                     (a connector is named <store>-<mode>, e.g. s3-buffered-cas)"
+                )
+            })?;
+        let consistency = if mode_name.is_empty() {
+            Consistency::BufferedLww
+        } else {
+            mode_name
+                .parse()
+                .map_err(|e| format!("unknown connector '{name}': {e}"))?
+        };
+        Ok(Connector { store, consistency })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Flags of `state-proxy serve`.
+#[derive(Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// Unix socket to serve on.
+    #[arg(long, env = "CONNECTOR_SOCKET", default_value = "./state.sock")]
+    pub socket: PathBuf,
+
+    /// Connector, `<store>-<mode>`: store memory, fs, s3, gcs or redis;
+    /// mode buffered-lww, buffered-cas or passthrough.
+    #[arg(long, env = "ASYA_CONNECTOR", default_value = "fs-buffered-lww")]
+    pub connector: Connector,
+
+    /// Prefix of every key in the backend (a directory for `fs`).
+    #[arg(long, env = "STATE_PREFIX", default_value = "")]
+    pub prefix: String,
+
+    /// Directory of the `fs` store.
+    #[arg(long, env = "STATE_DIR", default_value = "./state-data")]
+    pub state_dir: PathBuf,
+
+    /// Flush `fs` writes to disk before answering (true/false).
+    #[arg(long, env = "STATE_FS_SYNC", default_value_t = true, action = ArgAction::Set)]
+    pub fs_sync: bool,
+
+    /// Permissions of the socket file, in octal.
+    #[arg(long, env = "STATE_SOCKET_MODE", default_value = "660", value_parser = parse_octal_mode)]
+    pub socket_mode: u32,
+
+    /// Largest request body of the buffered modes (bytes, or with a
+    /// KiB/MiB/GiB suffix); larger ones answer 413.
+    #[arg(long, env = "STATE_MAX_BODY_BYTES", default_value = "64MiB", value_parser = parse_size)]
+    pub max_body_bytes: u64,
+
+    /// How many keys' versions a compare-and-swap connector remembers.
+    #[arg(long, env = "STATE_REMEMBERED_VERSIONS", default_value = "100000")]
+    pub remembered_versions: NonZeroUsize,
+
+    /// Seconds to let requests in flight finish after SIGTERM/SIGINT.
+    #[arg(long, env = "STATE_SHUTDOWN_GRACE_SECS", default_value = "10", value_parser = parse_seconds)]
+    pub shutdown_grace: Duration,
+
+    /// Log format; the level comes from ASYA_LOG_LEVEL or RUST_LOG.
+    #[arg(long, env = "ASYA_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl ServeArgs {
+    pub fn mode_options(&self) -> ModeOptions {
+        ModeOptions {
+            consistency: self.connector.consistency,
+            max_body_bytes: self.max_body_bytes,
+            remembered_versions: self.remembered_versions,
+        }
+    }
+}
+
+fn parse_octal_mode(text: &str) -> Result<u32, String> {
+    let digits = text.trim_start_matches("0o");
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(format!(
+            "'{text}' is not an octal permission mode such as 660"
+        )),
+    }
+}
+
+/// `1048576`, `64MiB`, `1GiB`, `512KiB` (also `K`, `M`, `G`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let multiplier: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "'{text}' is not a size such as 1048576, 512KiB or 64MiB"
+            ));
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| format!("'{text}' is not a size such as 1048576, 512KiB or 64MiB"))
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("'{text}' is not a number of seconds"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_six_asya_connectors_parse_in_both_spellings() {
+        for (name, store, consistency) in [
+            ("s3-buffered-lww", StoreKind::S3, Consistency::BufferedLww),
+            ("s3-buffered-cas", StoreKind::S3, Consistency::BufferedCas),
+            ("s3-passthrough", StoreKind::S3, Consistency::Passthrough),
+            ("gcs-buffered-lww", StoreKind::Gcs, Consistency::BufferedLww),
+            ("gcs-buffered-cas", StoreKind::Gcs, Consistency::BufferedCas),
+            (
+                "redis-buffered-cas",
+                StoreKind::Redis,
+                Consistency::BufferedCas,
+            ),
+        ] {
+            let expected = Connector { store, consistency };
+            assert_eq!(name.parse::<Connector>(), Ok(expected));
+            assert_eq!(name.replace('-', "_").parse::<Connector>(), Ok(expected));
+            assert_eq!(expected.to_string(), name);
+        }
+    }
+
+    #[test]
+    fn bare_store_means_buffered_lww() {
+        let connector: Connector = "fs".parse().unwrap();
+        assert_eq!(connector.to_string(), "fs-buffered-lww");
+    }
+
+    #[test]
+    fn unknown_names_say_what_is_known() {
+        let store = "ftp-buffered-lww".parse::<Connector>().unwrap_err();
+        assert!(store.contains("memory, fs, s3, gcs, redis"), "{store}");
+        let mode = "fs-eventual".parse::<Connector>().unwrap_err();
+        assert!(mode.contains("known modes"), "{mode}");
+    }
+
+    #[test]
+    fn sizes_and_modes() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+        assert_eq!(parse_octal_mode("660"), Ok(0o660));
+        assert_eq!(parse_octal_mode("0o600"), Ok(0o600));
+        assert!(parse_octal_mode("999").is_err());
+        assert_eq!(parse_seconds("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(parse_seconds("-1").is_err());
+    }
+}

@@ -1,0 +1,218 @@
+//! Request and response bodies.
+//!
+//! [`RequestBody`] remembers whether the client's body was read to its
+//! end, so that after an early answer the connection is either drained
+//! and kept alive, or closed; it is never left with unread bytes that
+//! would be parsed as the next request.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http_body::{Body as _, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::error::{Error, Result};
+use crate::store::ByteStream;
+
+/// Bytes of an unread body we are willing to read and throw away to keep
+/// a connection alive after an early answer.
+const DRAIN_MAX_BYTES: u64 = 1 << 20;
+const DRAIN_MAX_TIME: Duration = Duration::from_secs(2);
+
+/// The body of the request being served.
+pub struct RequestBody {
+    incoming: Option<Incoming>,
+    finished: Arc<AtomicBool>,
+}
+
+impl RequestBody {
+    pub fn new(incoming: Incoming) -> Self {
+        let finished = Arc::new(AtomicBool::new(incoming.is_end_stream()));
+        RequestBody {
+            incoming: Some(incoming),
+            finished,
+        }
+    }
+
+    /// The announced length (`Content-Length`), if any.
+    pub fn announced_len(&self) -> Option<u64> {
+        self.incoming.as_ref().and_then(|b| b.size_hint().exact())
+    }
+
+    /// Reads the whole body, refusing one larger than `limit` bytes; a
+    /// body of one frame is returned without copying.
+    pub async fn read_all(&mut self, limit: u64) -> Result<Bytes> {
+        if let Some(announced) = self.announced_len()
+            && announced > limit
+        {
+            return Err(too_large(limit));
+        }
+        let Some(incoming) = self.incoming.as_mut() else {
+            return Err(Error::internal("request body already taken"));
+        };
+        let mut first: Option<Bytes> = None;
+        let mut rest: Option<BytesMut> = None;
+        let mut total = 0u64;
+        while let Some(frame) = incoming.frame().await {
+            let Ok(data) = frame.map_err(body_error)?.into_data() else {
+                continue; // trailers carry nothing we use
+            };
+            total += data.len() as u64;
+            if total > limit {
+                return Err(too_large(limit));
+            }
+            match (&mut first, &mut rest) {
+                (None, _) => first = Some(data),
+                (Some(head), None) => {
+                    let mut joined = BytesMut::with_capacity(head.len() + data.len());
+                    joined.extend_from_slice(head);
+                    joined.extend_from_slice(&data);
+                    rest = Some(joined);
+                }
+                (Some(_), Some(joined)) => joined.extend_from_slice(&data),
+            }
+        }
+        self.finished.store(true, Ordering::Release);
+        Ok(match (first, rest) {
+            (_, Some(joined)) => joined.freeze(),
+            (Some(only), None) => only,
+            (None, None) => Bytes::new(),
+        })
+    }
+
+    /// Hands the body over as a stream of chunks; bad framing surfaces as
+    /// a `bad_request` error in the stream.
+    pub fn into_stream(&mut self) -> ByteStream {
+        let Some(incoming) = self.incoming.take() else {
+            return futures_util::stream::once(async {
+                Err(Error::internal("request body already taken"))
+            })
+            .boxed();
+        };
+        let finished = Arc::clone(&self.finished);
+        futures_util::stream::unfold(Some(incoming), move |state| {
+            let finished = Arc::clone(&finished);
+            async move {
+                let mut incoming = state?;
+                loop {
+                    match incoming.frame().await {
+                        None => {
+                            finished.store(true, Ordering::Release);
+                            return None;
+                        }
+                        Some(Err(e)) => return Some((Err(body_error(e)), None)),
+                        Some(Ok(frame)) => {
+                            if let Ok(data) = frame.into_data() {
+                                return Some((Ok(data), Some(incoming)));
+                            }
+                        }
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+
+    /// Makes sure nothing of the body is left unread: drains a small
+    /// remainder, and returns `false` when the connection must be closed
+    /// instead.
+    pub async fn finish(&mut self) -> bool {
+        if self.finished.load(Ordering::Acquire) {
+            return true;
+        }
+        let Some(incoming) = self.incoming.as_mut() else {
+            return false; // a stream was taken and dropped before its end
+        };
+        if incoming.size_hint().lower() > DRAIN_MAX_BYTES {
+            return false;
+        }
+        let drain = async {
+            let mut drained = 0u64;
+            while let Some(frame) = incoming.frame().await {
+                let Ok(frame) = frame else { return false };
+                if let Some(data) = frame.data_ref() {
+                    drained += data.len() as u64;
+                    if drained > DRAIN_MAX_BYTES {
+                        return false;
+                    }
+                }
+            }
+            true
+        };
+        tokio::time::timeout(DRAIN_MAX_TIME, drain)
+            .await
+            .unwrap_or(false)
+    }
+}
+
+fn too_large(limit: u64) -> Error {
+    Error::PayloadTooLarge(format!(
+        "request body is larger than the limit of {limit} bytes"
+    ))
+}
+
+fn body_error(e: hyper::Error) -> Error {
+    Error::bad_request(format!("cannot read the request body: {e}"))
+}
+
+/// A response body: nothing, bytes in memory, or a stream of known or
+/// unknown length.
+pub enum ResponseBody {
+    Empty,
+    Full(Option<Bytes>),
+    Stream {
+        stream: ByteStream,
+        size: Option<u64>,
+    },
+}
+
+impl ResponseBody {
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        ResponseBody::Full(Some(bytes.into()))
+    }
+}
+
+impl http_body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        match self.get_mut() {
+            ResponseBody::Empty => Poll::Ready(None),
+            ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ResponseBody::Stream { stream, .. } => stream
+                .poll_next_unpin(cx)
+                .map(|chunk| chunk.map(|result| result.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Empty => true,
+            ResponseBody::Full(bytes) => bytes.is_none(),
+            ResponseBody::Stream { .. } => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Empty => SizeHint::with_exact(0),
+            ResponseBody::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            ResponseBody::Stream {
+                size: Some(size), ..
+            } => SizeHint::with_exact(*size),
+            ResponseBody::Stream { size: None, .. } => SizeHint::default(),
+        }
+    }
+}

@@ -1,0 +1,874 @@
+//! The `fs` store, the embedded default: one file per key under
+//! `STATE_DIR/STATE_PREFIX/`.
+//!
+//! - Writes are atomic: the body goes to a temporary file first (synced to
+//!   disk unless disabled) and is renamed over the target, so a reader sees
+//!   the old or the new content, never a mix, and a crash leaves at most a
+//!   stray temporary file, never a half-written object.
+//! - Conditional writes and deletes are atomic against every writer,
+//!   including other processes on the same directory: every write and
+//!   delete holds a lock stripe (an in-process mutex, then `flock` on a
+//!   shared lock file) while it checks the condition and renames.
+//! - The version of a file is its inode number and nanosecond mtime. Each
+//!   write creates a new inode and stamps it with the current time; an
+//!   inode can be reused only after the old file is gone, later in time,
+//!   so the pair never repeats for a key.
+//!
+//! Internal files live in `STATE_DIR/.state-proxy/` (temporary files and
+//! lock stripes); with an empty prefix, keys under that name are refused.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio_util::io::ReaderStream;
+
+use super::listing::ListingBuilder;
+use super::{AttrSpec, Body, Condition, Listing, Object, ObjectMeta, Store, StoreInfo, Version};
+use crate::error::{Error, Result};
+use crate::key::Key;
+
+/// Name of the internal directory directly under `STATE_DIR`.
+pub const INTERNAL_DIR: &str = ".state-proxy";
+/// Number of lock stripes; fixed, because every process sharing a
+/// directory must map a key to the same stripe.
+const LOCK_STRIPES: usize = 256;
+/// Files up to this size are read whole in one blocking call; larger ones
+/// are streamed.
+const WHOLE_READ_MAX: u64 = 1 << 20;
+const STREAM_CHUNK: usize = 64 * 1024;
+/// Temporary files untouched for this long belong to a crashed writer.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
+
+static INFO: StoreInfo = StoreInfo {
+    name: "fs",
+    attributes: &[
+        AttrSpec {
+            name: "url",
+            settable: false,
+        },
+        AttrSpec {
+            name: "etag",
+            settable: false,
+        },
+    ],
+    conditional_delete: true,
+    nested_keys: false,
+};
+
+/// Options of the `fs` store.
+#[derive(Clone, Debug)]
+pub struct FsOptions {
+    /// `STATE_DIR`.
+    pub dir: PathBuf,
+    /// `STATE_PREFIX`, a relative directory under `dir`.
+    pub prefix: String,
+    /// Flush file content and directory entries to disk before answering
+    /// a write (on by default; off trades durability on power loss for
+    /// speed, atomicity is kept either way).
+    pub sync: bool,
+}
+
+pub struct FsStore {
+    /// Where objects live: `dir/prefix`.
+    root: PathBuf,
+    /// Whether keys could reach the internal directory (empty prefix).
+    guards_internal_dir: bool,
+    temp_dir: PathBuf,
+    locks: Arc<KeyLocks>,
+    sync: bool,
+}
+
+impl FsStore {
+    /// Prepares the directories; fails with a message naming the path.
+    pub fn open(options: FsOptions) -> Result<FsStore> {
+        let prefix = options.prefix.trim_matches('/');
+        if !prefix.is_empty() {
+            let prefix_key = Key::parse(prefix).map_err(|e| {
+                Error::bad_request(format!("STATE_PREFIX '{prefix}' for the fs store: {e}"))
+            })?;
+            if prefix_key.as_str().split('/').next() == Some(INTERNAL_DIR) {
+                return Err(Error::bad_request(format!(
+                    "STATE_PREFIX must not start with the reserved name '{INTERNAL_DIR}'"
+                )));
+            }
+        }
+        let internal = options.dir.join(INTERNAL_DIR);
+        let temp_dir = internal.join("tmp");
+        let lock_dir = internal.join("locks");
+        let root = options.dir.join(prefix);
+        for dir in [&root, &temp_dir, &lock_dir] {
+            fs::create_dir_all(dir).map_err(|e| {
+                Error::internal(format!("cannot create directory {}: {e}", dir.display()))
+            })?;
+        }
+        remove_stale_temp_files(&temp_dir);
+        Ok(FsStore {
+            root,
+            guards_internal_dir: prefix.is_empty(),
+            temp_dir,
+            locks: Arc::new(KeyLocks::new(lock_dir)),
+            sync: options.sync,
+        })
+    }
+
+    fn path(&self, key: &Key) -> Result<PathBuf> {
+        if self.guards_internal_dir && key.as_str().split('/').next() == Some(INTERNAL_DIR) {
+            return Err(Error::bad_request(format!(
+                "keys under '{INTERNAL_DIR}/' are reserved by the fs store"
+            )));
+        }
+        Ok(self.root.join(key.as_str()))
+    }
+
+    /// Writes the body to a new temporary file, stamped and synced.
+    async fn write_temp(&self, body: Body) -> Result<TempFile> {
+        let temp = TempFile::new(&self.temp_dir);
+        let sync = self.sync;
+        let path = temp.path.clone();
+        let file = match body {
+            Body::Full(bytes) => blocking(move || {
+                let mut file = create_new(&path)?;
+                file.write_all(&bytes)?;
+                Ok(file)
+            })
+            .await
+            .map_err(|e| io_error(e, "writing a temporary file"))?,
+            Body::Stream { mut stream, .. } => {
+                let file =
+                    create_new(&path).map_err(|e| io_error(e, "creating a temporary file"))?;
+                let mut file = tokio::fs::File::from_std(file);
+                while let Some(chunk) = stream.next().await {
+                    file.write_all(&chunk?)
+                        .await
+                        .map_err(|e| io_error(e, "writing a temporary file"))?;
+                }
+                file.flush()
+                    .await
+                    .map_err(|e| io_error(e, "writing a temporary file"))?;
+                file.into_std().await
+            }
+        };
+        let version = blocking(move || {
+            file.set_modified(SystemTime::now())?;
+            if sync {
+                file.sync_data()?;
+            }
+            Ok(version_of(&file.metadata()?))
+        })
+        .await
+        .map_err(|e| io_error(e, "finishing a temporary file"))?;
+        let mut temp = temp;
+        temp.version = version;
+        Ok(temp)
+    }
+}
+
+#[async_trait]
+impl Store for FsStore {
+    fn info(&self) -> &StoreInfo {
+        &INFO
+    }
+
+    async fn get(&self, key: &Key) -> Result<Object> {
+        let path = self.path(key)?;
+        let name = key.to_string();
+        let (meta, opened) = blocking(move || {
+            let mut file = File::open(&path)?;
+            let stat = file.metadata()?;
+            if !stat.is_file() {
+                return Err(io::Error::from(ErrorKind::NotFound));
+            }
+            let meta = ObjectMeta {
+                size: stat.len(),
+                version: version_of(&stat),
+            };
+            if stat.len() <= WHOLE_READ_MAX {
+                let mut data = Vec::with_capacity(stat.len() as usize);
+                file.read_to_end(&mut data)?;
+                Ok((meta, Ok(Bytes::from(data))))
+            } else {
+                Ok((meta, Err(file)))
+            }
+        })
+        .await
+        .map_err(|e| not_found_or(e, &name, "reading"))?;
+        let body = match opened {
+            Ok(bytes) => Body::Full(bytes),
+            Err(file) => Body::Stream {
+                stream: ReaderStream::with_capacity(tokio::fs::File::from_std(file), STREAM_CHUNK)
+                    .map_err(|e| io_error(e, "reading"))
+                    .boxed(),
+                size: Some(meta.size),
+            },
+        };
+        Ok(Object { meta, body })
+    }
+
+    async fn head(&self, key: &Key) -> Result<ObjectMeta> {
+        let path = self.path(key)?;
+        let name = key.to_string();
+        blocking(move || current_version(&path))
+            .await
+            .map_err(|e| io_error(e, "reading metadata"))?
+            .ok_or(Error::KeyNotFound(name))
+    }
+
+    async fn put(&self, key: &Key, body: Body, condition: Condition) -> Result<Version> {
+        let target = self.path(key)?;
+        let temp = self.write_temp(body).await?;
+        let lock = self.locks.lock(key).await?;
+        let (sync, root) = (self.sync, self.root.clone());
+        let name = key.to_string();
+        blocking(move || {
+            let _lock = lock;
+            check_condition(&current_version(&target)?, &condition)?;
+            install(&temp.path, &target, &root)?;
+            if sync {
+                sync_parent(&target)?;
+            }
+            Ok(temp.persisted())
+        })
+        .await
+        .map_err(|e| write_error(e, &name))
+    }
+
+    async fn delete(&self, key: &Key, condition: Condition) -> Result<()> {
+        let target = self.path(key)?;
+        let lock = self.locks.lock(key).await?;
+        let root = self.root.clone();
+        let name = key.to_string();
+        blocking(move || {
+            let _lock = lock;
+            let current = current_version(&target)?;
+            if current.is_none() && condition == Condition::None {
+                return Err(io::Error::other(Error::KeyNotFound(name)));
+            }
+            check_condition(&current, &condition)?;
+            fs::remove_file(&target)?;
+            remove_empty_parents(&target, &root);
+            Ok(())
+        })
+        .await
+        .map_err(|e| io_error(e, "deleting"))
+    }
+
+    async fn list(&self, prefix: &str, delimiter: Option<&str>) -> Result<Listing> {
+        let root = self.root.clone();
+        let hide_internal = self.guards_internal_dir;
+        let (prefix, delimiter) = (prefix.to_owned(), delimiter.map(str::to_owned));
+        blocking(move || list_files(&root, &prefix, delimiter.as_deref(), hide_internal))
+            .await
+            .map_err(|e| io_error(e, "listing"))
+    }
+
+    async fn get_attr(&self, key: &Key, name: &str) -> Result<String> {
+        let path = self.path(key)?;
+        let meta = self.head(key).await?;
+        match name {
+            "etag" => Ok(meta.version.to_string()),
+            "url" => Ok(format!(
+                "file://{}",
+                std::path::absolute(&path).unwrap_or(path).display()
+            )),
+            _ => Err(Error::UnsupportedAttribute(name.to_owned())),
+        }
+    }
+
+    async fn set_attr(&self, _key: &Key, name: &str, _value: &str) -> Result<()> {
+        Err(Error::PermissionDenied(format!(
+            "attribute '{name}' is read-only on the fs store"
+        )))
+    }
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e)))
+}
+
+fn version_of(stat: &fs::Metadata) -> Version {
+    let mtime_nanos = i128::from(stat.mtime()) * 1_000_000_000 + i128::from(stat.mtime_nsec());
+    Version::new(format!("{:x}-{mtime_nanos:x}", stat.ino()))
+}
+
+/// The version of the file at `path`; `None` when there is no file
+/// (a directory or a file where a directory was expected count as none).
+fn current_version(path: &Path) -> io::Result<Option<ObjectMeta>> {
+    match fs::symlink_metadata(path) {
+        Ok(stat) if stat.is_file() => Ok(Some(ObjectMeta {
+            size: stat.len(),
+            version: version_of(&stat),
+        })),
+        Ok(_) => Ok(None),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A failed condition comes back as a store error carried inside an
+/// `io::Error`, so blocking closures can fail with it; [`io_error`] takes
+/// it out again.
+fn check_condition(current: &Option<ObjectMeta>, condition: &Condition) -> io::Result<()> {
+    let failure = match (condition, current) {
+        (Condition::None, _) => return Ok(()),
+        (Condition::IfAbsent, None) => return Ok(()),
+        (Condition::IfAbsent, Some(_)) => "the key already exists",
+        (Condition::IfMatch(expected), Some(meta)) if meta.version == *expected => return Ok(()),
+        (Condition::IfMatch(_), Some(_)) => "the key does not have the expected version",
+        (Condition::IfMatch(_), None) => "the key does not exist",
+    };
+    Err(io::Error::other(Error::PreconditionFailed(
+        failure.to_owned(),
+    )))
+}
+
+/// Renames the temporary file over the target, creating parent
+/// directories. A concurrent delete may remove a parent between the two
+/// steps (it prunes empty directories), hence the retries.
+fn install(temp: &Path, target: &Path, root: &Path) -> io::Result<()> {
+    let mut attempts = 0;
+    loop {
+        match fs::rename(temp, target) {
+            Err(e) if e.kind() == ErrorKind::NotFound && attempts < 8 => {
+                attempts += 1;
+                if let Some(parent) = target.parent().filter(|p| p.starts_with(root)) {
+                    fs::create_dir_all(parent)?;
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+fn sync_parent(target: &Path) -> io::Result<()> {
+    match target.parent() {
+        Some(parent) => File::open(parent)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+/// Removes directories left empty by a delete, up to (not including) the
+/// root, so listings do not show prefixes without keys.
+fn remove_empty_parents(target: &Path, root: &Path) {
+    let mut dir = target.parent();
+    while let Some(current) = dir {
+        if current == root || !current.starts_with(root) || fs::remove_dir(current).is_err() {
+            break;
+        }
+        dir = current.parent();
+    }
+}
+
+fn list_files(
+    root: &Path,
+    prefix: &str,
+    delimiter: Option<&str>,
+    hide_internal: bool,
+) -> io::Result<Listing> {
+    let mut builder = ListingBuilder::new(prefix, delimiter);
+    // The directory to read is the part of the prefix up to its last '/';
+    // segments no key can have mean no key can match.
+    let (dir_part, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
+    if !dir_part.is_empty() && Key::parse(dir_part).is_err() {
+        return Ok(builder.finish());
+    }
+    let start = root.join(dir_part);
+    let relative_start = if dir_part.is_empty() {
+        String::new()
+    } else {
+        format!("{dir_part}/")
+    };
+    if delimiter == Some("/") {
+        // One directory read: files are keys, non-empty directories prefixes.
+        for (name, is_dir) in read_names(&start)? {
+            let key = format!("{relative_start}{name}");
+            if !key.starts_with(prefix)
+                || (hide_internal && dir_part.is_empty() && name == INTERNAL_DIR)
+            {
+                continue;
+            }
+            if !is_dir {
+                builder.push(&key);
+            } else if has_entries(&start.join(&name)) {
+                builder.push(&format!("{key}/"));
+            }
+        }
+    } else {
+        let mut pending = vec![(start, relative_start)];
+        while let Some((dir, relative)) = pending.pop() {
+            for (name, is_dir) in read_names(&dir)? {
+                if hide_internal && relative.is_empty() && name == INTERNAL_DIR {
+                    continue;
+                }
+                let key = format!("{relative}{name}");
+                if is_dir {
+                    // Descend only where keys under the prefix can be.
+                    let sub = format!("{key}/");
+                    if sub.starts_with(prefix) || prefix.starts_with(&sub) {
+                        pending.push((dir.join(&name), sub));
+                    }
+                } else {
+                    builder.push(&key);
+                }
+            }
+        }
+    }
+    Ok(builder.finish())
+}
+
+/// Entries of a directory that can be keys: regular files and
+/// directories with UTF-8 names free of control characters.
+fn read_names(dir: &Path) -> io::Result<Vec<(String, bool)>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if name.chars().any(|c| c.is_ascii_control()) || !(kind.is_file() || kind.is_dir()) {
+            continue;
+        }
+        names.push((name, kind.is_dir()));
+    }
+    Ok(names)
+}
+
+fn has_entries(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
+}
+
+fn create_new(path: &Path) -> io::Result<File> {
+    OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+fn remove_stale_temp_files(temp_dir: &Path) {
+    let Ok(entries) = fs::read_dir(temp_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age > STALE_TEMP_AGE));
+        if stale {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// A temporary file, removed on drop unless it was renamed into place.
+struct TempFile {
+    path: PathBuf,
+    version: Version,
+    persisted: bool,
+}
+
+impl TempFile {
+    fn new(dir: &Path) -> TempFile {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!(
+            "{}-{}-{nanos}.tmp",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        TempFile {
+            path: dir.join(name),
+            version: Version::new(""),
+            persisted: false,
+        }
+    }
+
+    fn persisted(mut self) -> Version {
+        self.persisted = true;
+        std::mem::replace(&mut self.version, Version::new(""))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.persisted {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Lock stripes shared by every process on the directory: a key hashes
+/// (with a fixed function, the same in every process) to one of
+/// [`LOCK_STRIPES`] lock files. Within the process a mutex per stripe
+/// queues waiters without parking blocking threads on `flock`.
+struct KeyLocks {
+    dir: PathBuf,
+    stripes: Vec<Stripe>,
+}
+
+#[derive(Default)]
+struct Stripe {
+    local: Arc<tokio::sync::Mutex<()>>,
+    file: OnceLock<Arc<File>>,
+}
+
+/// Holds a stripe, in-process and across processes, until dropped.
+struct StripeGuard {
+    file: Arc<File>,
+    _local: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for StripeGuard {
+    fn drop(&mut self) {
+        // Unlocking never blocks. Closing would release it too, but the
+        // file stays open for the next holder.
+        let _ = self.file.unlock();
+    }
+}
+
+impl KeyLocks {
+    fn new(dir: PathBuf) -> Self {
+        KeyLocks {
+            dir,
+            stripes: (0..LOCK_STRIPES).map(|_| Stripe::default()).collect(),
+        }
+    }
+
+    async fn lock(self: &Arc<Self>, key: &Key) -> Result<StripeGuard> {
+        let index = stripe_of(key.as_str());
+        let local = self.stripes[index].local.clone().lock_owned().await;
+        let locks = Arc::clone(self);
+        let file = blocking(move || {
+            let stripe = &locks.stripes[index];
+            let file = match stripe.file.get() {
+                Some(file) => Arc::clone(file),
+                None => {
+                    let path = locks.dir.join(format!("{index:02x}.lock"));
+                    let opened = OpenOptions::new()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(path)?;
+                    Arc::clone(stripe.file.get_or_init(|| Arc::new(opened)))
+                }
+            };
+            file.lock()?;
+            Ok(file)
+        })
+        .await
+        .map_err(|e| io_error(e, "taking a lock"))?;
+        Ok(StripeGuard {
+            file,
+            _local: local,
+        })
+    }
+}
+
+/// FNV-1a: fixed across processes and builds, unlike the std hasher.
+fn stripe_of(key: &str) -> usize {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in key.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash as usize % LOCK_STRIPES
+}
+
+/// Turns an I/O error into a store error; a store error carried inside
+/// (see [`check_condition`]) comes back out unchanged.
+fn io_error(e: io::Error, doing: &str) -> Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        return *e
+            .into_inner()
+            .and_then(|inner| inner.downcast::<Error>().ok())
+            .expect("checked");
+    }
+    match e.kind() {
+        ErrorKind::InvalidFilename => {
+            Error::bad_request("a key segment is longer than the file system allows")
+        }
+        ErrorKind::PermissionDenied => Error::PermissionDenied(format!("{doing}: {e}")),
+        _ => Error::internal(format!("fs store, {doing}: {e}")),
+    }
+}
+
+fn not_found_or(e: io::Error, key: &str, doing: &str) -> Error {
+    match e.kind() {
+        ErrorKind::NotFound | ErrorKind::NotADirectory | ErrorKind::IsADirectory => {
+            Error::KeyNotFound(key.to_owned())
+        }
+        _ => io_error(e, doing),
+    }
+}
+
+/// A name that is a file where a directory is needed, or the reverse,
+/// cannot be stored: that is a conflict with the existing key.
+fn write_error(e: io::Error, key: &str) -> Error {
+    match e.kind() {
+        ErrorKind::NotADirectory | ErrorKind::AlreadyExists => Error::Conflict(format!(
+            "'{key}' cannot be stored: a parent of it is a key (the fs store keeps files, \
+             so 'a' and 'a/b' cannot both exist)"
+        )),
+        ErrorKind::IsADirectory | ErrorKind::DirectoryNotEmpty => Error::Conflict(format!(
+            "'{key}' cannot be stored: keys exist under '{key}/' (the fs store keeps files, \
+             so 'a' and 'a/b' cannot both exist)"
+        )),
+        _ => io_error(e, "writing"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(k: &str) -> Key {
+        Key::parse(k).unwrap()
+    }
+
+    fn open(dir: &Path, prefix: &str) -> FsStore {
+        FsStore::open(FsOptions {
+            dir: dir.to_owned(),
+            prefix: prefix.to_owned(),
+            sync: false,
+        })
+        .unwrap()
+    }
+
+    fn full(data: &'static str) -> Body {
+        Body::Full(Bytes::from_static(data.as_bytes()))
+    }
+
+    #[tokio::test]
+    async fn objects_are_plain_files_under_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), "tenant/a");
+        store
+            .put(&key("x/y.json"), full("{}"), Condition::None)
+            .await
+            .unwrap();
+        assert_eq!(
+            fs::read(dir.path().join("tenant/a/x/y.json")).unwrap(),
+            b"{}"
+        );
+        assert_eq!(
+            fs::read_dir(dir.path().join(".state-proxy/tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn version_survives_the_rename_and_changes_on_rewrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), "");
+        let v1 = store
+            .put(&key("a"), full("same"), Condition::None)
+            .await
+            .unwrap();
+        assert_eq!(store.head(&key("a")).await.unwrap().version, v1);
+        assert_eq!(store.get(&key("a")).await.unwrap().meta.version, v1);
+        let v2 = store
+            .put(&key("a"), full("same"), Condition::None)
+            .await
+            .unwrap();
+        assert_ne!(v1, v2);
+    }
+
+    #[tokio::test]
+    async fn file_and_directory_names_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), "");
+        store
+            .put(&key("a"), full("1"), Condition::None)
+            .await
+            .unwrap();
+        let below = store.put(&key("a/b"), full("2"), Condition::None).await;
+        assert!(matches!(below, Err(Error::Conflict(_))), "{below:?}");
+        store
+            .put(&key("c/d"), full("3"), Condition::None)
+            .await
+            .unwrap();
+        let above = store.put(&key("c"), full("4"), Condition::None).await;
+        assert!(matches!(above, Err(Error::Conflict(_))), "{above:?}");
+        assert!(matches!(
+            store.get(&key("a/b")).await,
+            Err(Error::KeyNotFound(_))
+        ));
+        assert!(matches!(
+            store.get(&key("c")).await,
+            Err(Error::KeyNotFound(_))
+        ));
+        // Nothing is left behind by the refused writes.
+        assert_eq!(
+            fs::read_dir(dir.path().join(".state-proxy/tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn too_long_segment_is_a_bad_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), "");
+        let long = "n".repeat(300);
+        let result = store.put(&key(&long), full("x"), Condition::None).await;
+        assert!(matches!(result, Err(Error::BadRequest(_))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn internal_directory_is_neither_listed_nor_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), "");
+        store
+            .put(&key("a"), full("1"), Condition::None)
+            .await
+            .unwrap();
+        let reserved = store
+            .put(&key(".state-proxy/x"), full("1"), Condition::None)
+            .await;
+        assert!(matches!(reserved, Err(Error::BadRequest(_))));
+        assert_eq!(store.list("", Some("/")).await.unwrap().keys, ["a"]);
+        assert!(store.list("", Some("/")).await.unwrap().prefixes.is_empty());
+        assert_eq!(store.list("", None).await.unwrap().keys, ["a"]);
+        // With a prefix the name is an ordinary key.
+        let prefixed = open(dir.path(), "p");
+        prefixed
+            .put(&key(".state-proxy/x"), full("1"), Condition::None)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn delete_prunes_empty_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), "");
+        store
+            .put(&key("a/b/c"), full("1"), Condition::None)
+            .await
+            .unwrap();
+        store
+            .put(&key("a/d"), full("1"), Condition::None)
+            .await
+            .unwrap();
+        store.delete(&key("a/b/c"), Condition::None).await.unwrap();
+        assert!(!dir.path().join("a/b").exists());
+        assert_eq!(store.list("", Some("/")).await.unwrap().prefixes, ["a/"]);
+        store.delete(&key("a/d"), Condition::None).await.unwrap();
+        assert!(!dir.path().join("a").exists());
+        assert!(store.list("", Some("/")).await.unwrap().prefixes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn listing_by_directory_and_recursively() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), "");
+        for k in ["a/1", "a/2", "a/b/3", "ab", "b", "a/c-1", "a/c-2"] {
+            store
+                .put(&key(k), full("x"), Condition::None)
+                .await
+                .unwrap();
+        }
+        let top = store.list("", Some("/")).await.unwrap();
+        assert_eq!(
+            (top.keys, top.prefixes),
+            (vec!["ab".into(), "b".into()], vec!["a/".to_owned()])
+        );
+        let partial = store.list("a", Some("/")).await.unwrap();
+        assert_eq!(
+            (partial.keys, partial.prefixes),
+            (vec!["ab".to_owned()], vec!["a/".to_owned()])
+        );
+        let inner = store.list("a/", Some("/")).await.unwrap();
+        assert_eq!(inner.keys, ["a/1", "a/2", "a/c-1", "a/c-2"]);
+        assert_eq!(inner.prefixes, ["a/b/"]);
+        let recursive = store.list("a/", None).await.unwrap();
+        assert_eq!(recursive.keys, ["a/1", "a/2", "a/b/3", "a/c-1", "a/c-2"]);
+        let dashed = store.list("a/c", Some("-")).await.unwrap();
+        assert_eq!(dashed.prefixes, ["a/c-"]);
+        assert!(store.list("../", Some("/")).await.unwrap().keys.is_empty());
+        assert!(
+            store
+                .list("nope/", Some("/"))
+                .await
+                .unwrap()
+                .keys
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn conditional_writes_are_atomic_across_store_instances() {
+        // Two instances on one directory stand for two processes: each has
+        // its own in-process mutexes, so only flock keeps them apart.
+        let dir = tempfile::tempdir().unwrap();
+        let stores = [
+            Arc::new(open(dir.path(), "")),
+            Arc::new(open(dir.path(), "")),
+        ];
+        let mut winners = 0;
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let store = Arc::clone(&stores[i % 2]);
+                tokio::spawn(async move {
+                    store
+                        .put(&key("once"), full("x"), Condition::IfAbsent)
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => winners += 1,
+                Err(Error::PreconditionFailed(_)) => {}
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(winners, 1);
+    }
+
+    #[tokio::test]
+    async fn large_files_stream_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), "");
+        let data = Bytes::from(vec![7u8; (WHOLE_READ_MAX as usize) * 3 + 5]);
+        store
+            .put(&key("big"), Body::Full(data.clone()), Condition::None)
+            .await
+            .unwrap();
+        let object = store.get(&key("big")).await.unwrap();
+        let Body::Stream { stream, size } = object.body else {
+            panic!("large files are streamed");
+        };
+        assert_eq!(size, Some(data.len() as u64));
+        let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
+        assert_eq!(chunks.concat(), data);
+    }
+
+    #[test]
+    fn stripes_are_stable() {
+        // The mapping is shared with other processes: it must not change.
+        assert_eq!(stripe_of(""), 0x811c_9dc5 % LOCK_STRIPES);
+        assert_eq!(stripe_of("a"), 0xe40c_292c % LOCK_STRIPES);
+    }
+}

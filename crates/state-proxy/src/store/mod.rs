@@ -1,0 +1,202 @@
+//! Storage backends. Each one implements the small [`Store`] trait of
+//! primitives; consistency policy lives in `mode`, wire details in `http`.
+//!
+//! Contract every store keeps:
+//! - keys passed in are validated ([`Key`]) and relative to the store's
+//!   prefix; the store adds the prefix its own way;
+//! - every object has an opaque [`Version`] that changes whenever its
+//!   content changes, returned by `get`, `head` and `put`;
+//! - a [`Condition`] that does not hold answers
+//!   [`Error::PreconditionFailed`](crate::Error::PreconditionFailed), also
+//!   for `IfMatch` on a missing key, atomically with the write;
+//! - a missing key answers [`Error::KeyNotFound`](crate::Error::KeyNotFound),
+//!   except under `IfMatch`, where it is a failed precondition;
+//! - listings are complete and sorted by byte order.
+
+pub mod fs;
+pub mod listing;
+pub mod memory;
+
+use std::fmt;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+
+use crate::error::Result;
+use crate::key::Key;
+
+/// A stream of body chunks, in either direction.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes>> + Send + 'static>>;
+
+/// An opaque version token, without the quotes it wears as an `ETag`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Version(String);
+
+impl Version {
+    /// Wraps a backend token; surrounding quotes (S3 ETags) are dropped so
+    /// that every version is rendered and compared the same way.
+    pub fn new(token: impl Into<String>) -> Version {
+        let token = token.into();
+        match token.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            Some(inner) => Version(inner.to_owned()),
+            None => Version(token),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The strong `ETag` header value.
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", self.0)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a write or delete requires of the current object, atomically.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Condition {
+    /// Unconditional.
+    #[default]
+    None,
+    /// Only if no object exists under the key (`If-None-Match: *`).
+    IfAbsent,
+    /// Only if the object exists with exactly this version (`If-Match`).
+    IfMatch(Version),
+}
+
+/// Size and version of a stored object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    pub version: Version,
+}
+
+/// A body, either whole in memory or streamed chunk by chunk.
+pub enum Body {
+    Full(Bytes),
+    /// `size` is known when the sender announced it (`Content-Length`, or
+    /// the object size on reads).
+    Stream {
+        stream: ByteStream,
+        size: Option<u64>,
+    },
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Full(bytes) => write!(f, "Body::Full({} bytes)", bytes.len()),
+            Body::Stream { size, .. } => write!(f, "Body::Stream(size {size:?})"),
+        }
+    }
+}
+
+/// An object read from a store: its metadata and its content.
+#[derive(Debug)]
+pub struct Object {
+    pub meta: ObjectMeta,
+    pub body: Body,
+}
+
+/// The result of a listing, keys relative to the store's prefix.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub keys: Vec<String>,
+    pub prefixes: Vec<String>,
+}
+
+/// An extended attribute a store offers through `/meta`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttrSpec {
+    pub name: &'static str,
+    pub settable: bool,
+}
+
+/// What a store can do, as far as the layers above need to know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreInfo {
+    /// The store part of a connector name (`fs`, `s3`, ...).
+    pub name: &'static str,
+    /// Attributes served by `/meta`, in the order they are listed.
+    pub attributes: &'static [AttrSpec],
+    /// `DELETE` with `If-Match` is enforced by the backend.
+    pub conditional_delete: bool,
+    /// `a` and `a/c` can exist side by side (object stores can, a file
+    /// system cannot).
+    pub nested_keys: bool,
+}
+
+/// Maps keys to backend object names under a configured prefix, the
+/// object-store way (compat): `prefix + "/" + key`, or just `key`.
+#[derive(Clone, Debug, Default)]
+pub struct ObjectNames {
+    prefix: String,
+}
+
+impl ObjectNames {
+    pub fn new(prefix: &str) -> Self {
+        ObjectNames {
+            prefix: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
+        }
+    }
+
+    /// The backend name of a key.
+    pub fn name(&self, key: &str) -> String {
+        let mut name = String::with_capacity(self.prefix.len() + key.len());
+        name.push_str(&self.prefix);
+        name.push_str(key);
+        name
+    }
+
+    /// The key of a backend name, `None` when it is outside the prefix.
+    pub fn key<'n>(&self, name: &'n str) -> Option<&'n str> {
+        name.strip_prefix(&self.prefix)
+    }
+}
+
+impl StoreInfo {
+    pub fn attribute(&self, name: &str) -> Option<&AttrSpec> {
+        self.attributes.iter().find(|spec| spec.name == name)
+    }
+}
+
+/// The primitives every backend implements.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn info(&self) -> &StoreInfo;
+
+    /// Reads an object with its version.
+    async fn get(&self, key: &Key) -> Result<Object>;
+
+    /// Size and version without the content.
+    async fn head(&self, key: &Key) -> Result<ObjectMeta>;
+
+    /// Writes an object if `condition` holds; returns the new version.
+    async fn put(&self, key: &Key, body: Body, condition: Condition) -> Result<Version>;
+
+    /// Deletes an object if `condition` holds (`IfAbsent` is never passed).
+    async fn delete(&self, key: &Key, condition: Condition) -> Result<()>;
+
+    /// Lists keys under `prefix`; with a delimiter, keys containing it
+    /// after the prefix are folded into common prefixes.
+    async fn list(&self, prefix: &str, delimiter: Option<&str>) -> Result<Listing>;
+
+    /// Reads an attribute named in [`StoreInfo::attributes`].
+    async fn get_attr(&self, key: &Key, name: &str) -> Result<String>;
+
+    /// Sets a settable attribute named in [`StoreInfo::attributes`].
+    async fn set_attr(&self, key: &Key, name: &str, value: &str) -> Result<()>;
+}
