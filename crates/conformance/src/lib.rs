@@ -9,9 +9,11 @@
 
 pub mod backend;
 mod cases;
+pub mod component;
 pub mod profile;
 pub mod raw;
 mod report;
+pub mod scenarios;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -63,6 +63,15 @@ impl RawConnection {
             .map_err(|e| format!("writing to the socket: {e}"))
     }
 
+    /// Closes our sending side (the proxy sees the end of the request
+    /// stream) while answers can still be read.
+    pub async fn shutdown_write(&mut self) -> Result<(), String> {
+        self.stream
+            .shutdown()
+            .await
+            .map_err(|e| format!("shutting down the socket: {e}"))
+    }
+
     /// Reads more bytes; `false` at end of stream.
     async fn fill(&mut self) -> Result<bool, String> {
         let mut chunk = [0u8; 16 * 1024];

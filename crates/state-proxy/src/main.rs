@@ -5,6 +5,7 @@ use state_proxy::cli::{Cli, Command};
 use state_proxy::{bench, cli, logging, serve};
 
 fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     let parsed = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -17,9 +18,9 @@ fn main() -> ExitCode {
         }
     };
     let outcome = match parsed.command {
-        None => serve_with(parsed.serve, &runtime),
-        Some(Command::Serve(args)) => serve_with(args, &runtime),
-        Some(Command::Bench(args)) => runtime.block_on(bench::run(&args)).map(|report| {
+        None => serve_with(parsed.serve, &runtime, started),
+        Some(Command::Serve(args)) => serve_with(args, &runtime, started),
+        Some(Command::Bench(args)) => bench::run(&args).map(|report| {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&report).expect("report serializes")
@@ -39,7 +40,8 @@ fn main() -> ExitCode {
 fn serve_with(
     args: state_proxy::config::ServeArgs,
     runtime: &tokio::runtime::Runtime,
+    started: std::time::Instant,
 ) -> Result<(), String> {
     logging::init(args.log_format);
-    runtime.block_on(serve::run(args))
+    runtime.block_on(serve::run(args, started))
 }

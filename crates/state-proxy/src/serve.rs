@@ -36,13 +36,15 @@ pub fn build_app(args: &ServeArgs) -> Result<Arc<App>, String> {
 }
 
 /// Serves until SIGTERM or SIGINT; `Err` is a start-up failure.
-pub async fn run(args: ServeArgs) -> Result<(), String> {
+/// `started` is when the process began, for the start-up time in the log.
+pub async fn run(args: ServeArgs, started: std::time::Instant) -> Result<(), String> {
     let app = build_app(&args)?;
     let server = Server::bind(&args.socket, args.socket_mode, app, args.shutdown_grace)?;
     tracing::info!(
         socket = %server.path().display(),
         connector = %args.connector,
         prefix = %args.prefix,
+        startup_ms = started.elapsed().as_secs_f64() * 1e3,
         "state proxy ready"
     );
     server.serve(shutdown_signal()).await;

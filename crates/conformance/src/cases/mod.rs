@@ -7,7 +7,7 @@ mod keys;
 mod listing;
 mod meta;
 mod races;
-mod streaming;
+pub(crate) mod streaming;
 mod transport;
 
 use std::future::Future;

@@ -3,15 +3,17 @@
 
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
-use state_client::Condition;
+use state_client::{Client, Condition};
 
 use super::{Case, Outcome, Pattern, case, doing, ensure, ensure_eq};
 use crate::Ctx;
+use crate::raw::RawConnection;
 
 pub(super) fn cases() -> Vec<Case> {
-    vec![case!(passthrough_streams_large_bodies, |t| t
-        .profile
-        .streams())]
+    vec![
+        case!(passthrough_streams_large_bodies, |t| t.profile.streams()),
+        case!(cut_off_upload_stores_nothing),
+    ]
 }
 
 const STREAMED: usize = 64 << 20;
@@ -31,8 +33,14 @@ pub(crate) fn pattern_stream(
 }
 
 /// Reads an object as a stream and compares it with the pattern.
-pub(crate) async fn verify_stream(cx: &Ctx<'_>, key: &str, seed: u64, length: usize) -> Outcome {
-    let (stat, mut chunks) = doing("GET (streamed)", cx.client.get_stream(key).await)?;
+async fn verify_stream(cx: &Ctx<'_>, key: &str, seed: u64, length: usize) -> Outcome {
+    verify_with(&cx.client, key, seed, length).await
+}
+
+/// Reads an object as a stream through `client` and compares it with
+/// the pattern, never holding more than a chunk or two.
+pub(crate) async fn verify_with(client: &Client, key: &str, seed: u64, length: usize) -> Outcome {
+    let (stat, mut chunks) = doing("GET (streamed)", client.get_stream(key).await)?;
     ensure_eq!(stat.size, length as u64, "Content-Length of the download");
     let mut expected = Pattern::new(seed);
     let mut pending: Vec<u8> = Vec::new();
@@ -97,4 +105,46 @@ async fn passthrough_streams_large_bodies(cx: &Ctx<'_>) -> Outcome {
         "streamed create over an existing key"
     );
     verify_stream(cx, &sized, 12, length).await
+}
+
+async fn cut_off_upload_stores_nothing(cx: &Ctx<'_>) -> Outcome {
+    let key = cx.key("cut");
+    doing(
+        "PUT the old value",
+        cx.client.put(&key, "old", Condition::None).await,
+    )?;
+    let path = state_client::key_path("keys", &key);
+    for head in [
+        format!("PUT {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n"),
+        format!("PUT {path} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"),
+    ] {
+        let chunked = head.contains("chunked");
+        let mut connection = RawConnection::open(&cx.target.socket).await?;
+        connection.send(head.as_bytes()).await?;
+        let part = vec![b'n'; 50_000];
+        if chunked {
+            connection
+                .send(format!("{:x}\r\n", part.len()).as_bytes())
+                .await?;
+        }
+        connection.send(&part).await?;
+        // The client goes away mid-body: the proxy sees the stream end.
+        connection.shutdown_write().await?;
+        match connection.answer(false).await {
+            Ok(answer) => ensure!(
+                answer.status >= 400,
+                "a cut-off upload answered {}",
+                answer.status
+            ),
+            Err(e) if e.starts_with("connection closed") => {}
+            Err(e) => return Err(e),
+        }
+        let object = doing("GET after the cut-off upload", cx.client.get(&key).await)?;
+        ensure_eq!(
+            &object.data[..],
+            b"old",
+            "content after a cut-off upload (chunked: {chunked})"
+        );
+    }
+    Ok(())
 }

@@ -20,10 +20,14 @@ use hyper::body::Incoming;
 use crate::error::{Error, Result};
 use crate::store::ByteStream;
 
-/// Bytes of an unread body we are willing to read and throw away to keep
-/// a connection alive after an early answer.
-const DRAIN_MAX_BYTES: u64 = 1 << 20;
-const DRAIN_MAX_TIME: Duration = Duration::from_secs(2);
+/// Bytes of an unread body we are willing to read and throw away before
+/// an early answer. Clients that send their whole body before reading
+/// (Python's http.client does) see a broken pipe instead of the answer
+/// when the connection is closed under them, so a refused body of
+/// reasonable size is read to its end; above this, the answer goes out
+/// and the connection is closed.
+const DRAIN_MAX_BYTES: u64 = 16 << 20;
+const DRAIN_MAX_TIME: Duration = Duration::from_secs(5);
 
 /// The body of the request being served.
 pub struct RequestBody {

@@ -7,8 +7,12 @@
 //!   stray temporary file, never a half-written object.
 //! - Conditional writes and deletes are atomic against every writer,
 //!   including other processes on the same directory: every write and
-//!   delete holds a lock stripe (an in-process mutex, then `flock` on a
-//!   shared lock file) while it checks the condition and renames.
+//!   delete holds a lock stripe (`flock` on one of a fixed set of lock
+//!   files, opened for the occasion) while it checks the condition and
+//!   renames.
+//! - Each operation is one trip to a blocking thread (a streamed body
+//!   adds the writes of its chunks): on machines where waking a thread
+//!   is expensive, every hand-off shows in the latency.
 //! - The version of a file is its inode number and nanosecond mtime. Each
 //!   write creates a new inode and stamps it with the current time; an
 //!   inode can be reused only after the old file is gone, later in time,
@@ -22,17 +26,17 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
-use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
 use super::listing::ListingBuilder;
-use super::{AttrSpec, Body, Condition, Listing, Object, ObjectMeta, Store, StoreInfo, Version};
+use super::{
+    AttrSpec, Body, ByteStream, Condition, Listing, Object, ObjectMeta, Store, StoreInfo, Version,
+};
 use crate::error::{Error, Result};
 use crate::key::Key;
 
@@ -44,7 +48,9 @@ const LOCK_STRIPES: usize = 256;
 /// Files up to this size are read whole in one blocking call; larger ones
 /// are streamed.
 const WHOLE_READ_MAX: u64 = 1 << 20;
-const STREAM_CHUNK: usize = 64 * 1024;
+/// Chunk size of streamed reads and writes: large, because each chunk is a
+/// trip to a blocking thread.
+const STREAM_CHUNK: usize = 1 << 20;
 /// Temporary files untouched for this long belong to a crashed writer.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
 
@@ -83,7 +89,7 @@ pub struct FsStore {
     /// Whether keys could reach the internal directory (empty prefix).
     guards_internal_dir: bool,
     temp_dir: PathBuf,
-    locks: Arc<KeyLocks>,
+    locks: KeyLocks,
     sync: bool,
 }
 
@@ -115,7 +121,7 @@ impl FsStore {
             root,
             guards_internal_dir: prefix.is_empty(),
             temp_dir,
-            locks: Arc::new(KeyLocks::new(lock_dir)),
+            locks: KeyLocks { dir: lock_dir },
             sync: options.sync,
         })
     }
@@ -129,46 +135,15 @@ impl FsStore {
         Ok(self.root.join(key.as_str()))
     }
 
-    /// Writes the body to a new temporary file, stamped and synced.
-    async fn write_temp(&self, body: Body) -> Result<TempFile> {
-        let temp = TempFile::new(&self.temp_dir);
-        let sync = self.sync;
-        let path = temp.path.clone();
-        let file = match body {
-            Body::Full(bytes) => blocking(move || {
-                let mut file = create_new(&path)?;
-                file.write_all(&bytes)?;
-                Ok(file)
-            })
-            .await
-            .map_err(|e| io_error(e, "writing a temporary file"))?,
-            Body::Stream { mut stream, .. } => {
-                let file =
-                    create_new(&path).map_err(|e| io_error(e, "creating a temporary file"))?;
-                let mut file = tokio::fs::File::from_std(file);
-                while let Some(chunk) = stream.next().await {
-                    file.write_all(&chunk?)
-                        .await
-                        .map_err(|e| io_error(e, "writing a temporary file"))?;
-                }
-                file.flush()
-                    .await
-                    .map_err(|e| io_error(e, "writing a temporary file"))?;
-                file.into_std().await
-            }
-        };
-        let version = blocking(move || {
-            file.set_modified(SystemTime::now())?;
-            if sync {
-                file.sync_data()?;
-            }
-            Ok(version_of(&file.metadata()?))
+    /// What a write needs once its body is in a temporary file.
+    fn commit(&self, key: &Key, condition: Condition) -> Result<Commit> {
+        Ok(Commit {
+            target: self.path(key)?,
+            lock: self.locks.path(key),
+            root: self.root.clone(),
+            sync: self.sync,
+            condition,
         })
-        .await
-        .map_err(|e| io_error(e, "finishing a temporary file"))?;
-        let mut temp = temp;
-        temp.version = version;
-        Ok(temp)
     }
 }
 
@@ -223,31 +198,37 @@ impl Store for FsStore {
     }
 
     async fn put(&self, key: &Key, body: Body, condition: Condition) -> Result<Version> {
-        let target = self.path(key)?;
-        let temp = self.write_temp(body).await?;
-        let lock = self.locks.lock(key).await?;
-        let (sync, root) = (self.sync, self.root.clone());
+        let commit = self.commit(key, condition)?;
+        let temp_dir = self.temp_dir.clone();
         let name = key.to_string();
-        blocking(move || {
-            let _lock = lock;
-            check_condition(&current_version(&target)?, &condition)?;
-            install(&temp.path, &target, &root)?;
-            if sync {
-                sync_parent(&target)?;
+        let committed = match body {
+            Body::Full(bytes) => {
+                blocking(move || {
+                    let (temp, mut file) = TempPath::create(&temp_dir)?;
+                    file.write_all(&bytes)?;
+                    commit.run(temp, file)
+                })
+                .await
             }
-            Ok(temp.persisted())
-        })
-        .await
-        .map_err(|e| write_error(e, &name))
+            Body::Stream { stream, .. } => {
+                let (temp, file) = blocking(move || TempPath::create(&temp_dir))
+                    .await
+                    .map_err(|e| io_error(e, "creating a temporary file"))?;
+                // On a failed stream the temporary file goes with `temp`.
+                let file = write_stream(file, stream).await?;
+                blocking(move || commit.run(temp, file)).await
+            }
+        };
+        committed.map_err(|e| write_error(e, &name))
     }
 
     async fn delete(&self, key: &Key, condition: Condition) -> Result<()> {
         let target = self.path(key)?;
-        let lock = self.locks.lock(key).await?;
+        let lock = self.locks.path(key);
         let root = self.root.clone();
         let name = key.to_string();
         blocking(move || {
-            let _lock = lock;
+            let _lock = KeyLocks::hold(&lock)?;
             let current = current_version(&target)?;
             if current.is_none() && condition == Condition::None {
                 return Err(io::Error::other(Error::KeyNotFound(name)));
@@ -297,6 +278,59 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .unwrap_or_else(|e| Err(io::Error::other(e)))
+}
+
+/// Writes a stream of chunks to a file: gathered into batches of about
+/// [`STREAM_CHUNK`] bytes, one blocking call per batch, the next batch
+/// gathered from the network while the previous one is written.
+async fn write_stream(file: File, mut stream: ByteStream) -> Result<File> {
+    let mut idle = Some(file);
+    let mut in_flight: Option<tokio::task::JoinHandle<io::Result<File>>> = None;
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut batched = 0;
+    loop {
+        let next = stream.next().await.transpose();
+        let ended = matches!(next, Ok(None));
+        match next {
+            Ok(Some(chunk)) => {
+                batched += chunk.len();
+                batch.push(chunk);
+                if batched < STREAM_CHUNK {
+                    continue;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                // Let a write in progress finish before the file is dropped.
+                if let Some(writing) = in_flight {
+                    let _ = writing.await;
+                }
+                return Err(e);
+            }
+        }
+        let mut file = match in_flight.take() {
+            Some(writing) => writing
+                .await
+                .unwrap_or_else(|e| Err(io::Error::other(e)))
+                .map_err(|e| io_error(e, "writing"))?,
+            None => idle
+                .take()
+                .expect("the file is idle when nothing is in flight"),
+        };
+        let chunks = std::mem::take(&mut batch);
+        batched = 0;
+        let writing = tokio::task::spawn_blocking(move || {
+            chunks.iter().try_for_each(|chunk| file.write_all(chunk))?;
+            Ok(file)
+        });
+        if ended {
+            return writing
+                .await
+                .unwrap_or_else(|e| Err(io::Error::other(e)))
+                .map_err(|e| io_error(e, "writing"));
+        }
+        in_flight = Some(writing);
+    }
 }
 
 fn version_of(stat: &fs::Metadata) -> Version {
@@ -458,10 +492,6 @@ fn has_entries(dir: &Path) -> bool {
     fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
 }
 
-fn create_new(path: &Path) -> io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).open(path)
-}
-
 fn remove_stale_temp_files(temp_dir: &Path) {
     let Ok(entries) = fs::read_dir(temp_dir) else {
         return;
@@ -477,15 +507,45 @@ fn remove_stale_temp_files(temp_dir: &Path) {
     }
 }
 
-/// A temporary file, removed on drop unless it was renamed into place.
-struct TempFile {
+/// A write whose body is complete in a temporary file: stamp, sync,
+/// then under the key's lock check the condition and rename into place.
+struct Commit {
+    target: PathBuf,
+    lock: PathBuf,
+    root: PathBuf,
+    sync: bool,
+    condition: Condition,
+}
+
+impl Commit {
+    fn run(self, temp: TempPath, file: File) -> io::Result<Version> {
+        file.set_modified(SystemTime::now())?;
+        if self.sync {
+            file.sync_data()?;
+        }
+        let version = version_of(&file.metadata()?);
+        drop(file);
+        let _lock = KeyLocks::hold(&self.lock)?;
+        check_condition(&current_version(&self.target)?, &self.condition)?;
+        install(&temp.path, &self.target, &self.root)?;
+        temp.persisted();
+        if self.sync {
+            sync_parent(&self.target)?;
+        }
+        Ok(version)
+    }
+}
+
+/// A temporary file's name, removed on drop unless it was renamed into
+/// place.
+struct TempPath {
     path: PathBuf,
-    version: Version,
     persisted: bool,
 }
 
-impl TempFile {
-    fn new(dir: &Path) -> TempFile {
+impl TempPath {
+    /// A new, empty temporary file and its name.
+    fn create(dir: &Path) -> io::Result<(TempPath, File)> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -495,20 +555,26 @@ impl TempFile {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        TempFile {
-            path: dir.join(name),
-            version: Version::new(""),
-            persisted: false,
-        }
+        let path = dir.join(name);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok((
+            TempPath {
+                path,
+                persisted: false,
+            },
+            file,
+        ))
     }
 
-    fn persisted(mut self) -> Version {
+    fn persisted(mut self) {
         self.persisted = true;
-        std::mem::replace(&mut self.version, Version::new(""))
     }
 }
 
-impl Drop for TempFile {
+impl Drop for TempPath {
     fn drop(&mut self) {
         if !self.persisted {
             let _ = fs::remove_file(&self.path);
@@ -518,68 +584,28 @@ impl Drop for TempFile {
 
 /// Lock stripes shared by every process on the directory: a key hashes
 /// (with a fixed function, the same in every process) to one of
-/// [`LOCK_STRIPES`] lock files. Within the process a mutex per stripe
-/// queues waiters without parking blocking threads on `flock`.
+/// [`LOCK_STRIPES`] lock files. Each holder opens the file itself, so
+/// `flock` excludes other threads of this process as well as other
+/// processes; closing the file releases the lock.
 struct KeyLocks {
     dir: PathBuf,
-    stripes: Vec<Stripe>,
-}
-
-#[derive(Default)]
-struct Stripe {
-    local: Arc<tokio::sync::Mutex<()>>,
-    file: OnceLock<Arc<File>>,
-}
-
-/// Holds a stripe, in-process and across processes, until dropped.
-struct StripeGuard {
-    file: Arc<File>,
-    _local: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl Drop for StripeGuard {
-    fn drop(&mut self) {
-        // Unlocking never blocks. Closing would release it too, but the
-        // file stays open for the next holder.
-        let _ = self.file.unlock();
-    }
 }
 
 impl KeyLocks {
-    fn new(dir: PathBuf) -> Self {
-        KeyLocks {
-            dir,
-            stripes: (0..LOCK_STRIPES).map(|_| Stripe::default()).collect(),
-        }
+    fn path(&self, key: &Key) -> PathBuf {
+        self.dir
+            .join(format!("{:02x}.lock", stripe_of(key.as_str())))
     }
 
-    async fn lock(self: &Arc<Self>, key: &Key) -> Result<StripeGuard> {
-        let index = stripe_of(key.as_str());
-        let local = self.stripes[index].local.clone().lock_owned().await;
-        let locks = Arc::clone(self);
-        let file = blocking(move || {
-            let stripe = &locks.stripes[index];
-            let file = match stripe.file.get() {
-                Some(file) => Arc::clone(file),
-                None => {
-                    let path = locks.dir.join(format!("{index:02x}.lock"));
-                    let opened = OpenOptions::new()
-                        .create(true)
-                        .truncate(false)
-                        .write(true)
-                        .open(path)?;
-                    Arc::clone(stripe.file.get_or_init(|| Arc::new(opened)))
-                }
-            };
-            file.lock()?;
-            Ok(file)
-        })
-        .await
-        .map_err(|e| io_error(e, "taking a lock"))?;
-        Ok(StripeGuard {
-            file,
-            _local: local,
-        })
+    /// Blocks until the stripe is ours; it is held until the file drops.
+    fn hold(path: &Path) -> io::Result<File> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        file.lock()?;
+        Ok(file)
     }
 }
 
@@ -638,6 +664,8 @@ fn write_error(e: io::Error, key: &str) -> Error {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn key(k: &str) -> Key {

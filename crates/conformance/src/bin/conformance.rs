@@ -1,0 +1,218 @@
+//! `conformance run`: the suite against running proxies.
+//! `conformance component`: start the real binary as a profile says, run
+//! the suite and the connector's scenarios, stop it, report.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use conformance::component::{Proxy, backend_for, parse_env};
+use conformance::{Profile, Report, Target, scenarios};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "conformance", about = "The state proxy protocol suite")]
+struct Cli {
+    #[command(subcommand)]
+    command: Mode,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Run the suite against a proxy that is already serving.
+    Run {
+        /// Socket of the proxy under test.
+        #[arg(long)]
+        socket: PathBuf,
+        /// Sockets of other proxies on the same backend (three for the
+        /// implicit compare-and-swap race).
+        #[arg(long = "peer")]
+        peers: Vec<PathBuf>,
+        /// The connector the proxy runs, e.g. fs-buffered-cas.
+        #[arg(long)]
+        connector: String,
+        /// The proxy's body limit in bytes, to test 413.
+        #[arg(long)]
+        body_limit: Option<u64>,
+        /// Only cases whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// Start the real binary as a profile says and test it.
+    Component {
+        /// Profile: KEY=VALUE lines of the proxy's environment.
+        #[arg(long)]
+        profile: PathBuf,
+        /// The state-proxy binary.
+        #[arg(long)]
+        proxy: PathBuf,
+        /// Files of KEY=VALUE lines (e.g. written by an emulator script)
+        /// that the profile may refer to as ${KEY}.
+        #[arg(long = "env-file")]
+        env_files: Vec<PathBuf>,
+        /// Directory for sockets, logs and data of this run.
+        #[arg(long)]
+        run_dir: PathBuf,
+        /// Only cases whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Write measurements (readiness, memory, streaming) here as JSON.
+        #[arg(long)]
+        results: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let outcome = match Cli::parse().command {
+        Mode::Run {
+            socket,
+            peers,
+            connector,
+            body_limit,
+            filter,
+        } => run(socket, peers, &connector, body_limit, filter).await,
+        Mode::Component {
+            profile,
+            proxy,
+            env_files,
+            run_dir,
+            filter,
+            results,
+        } => component(profile, proxy, env_files, run_dir, filter, results).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("conformance: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn verdict(report: &Report) -> Result<(), String> {
+    println!("{report}");
+    if report.is_success() {
+        Ok(())
+    } else {
+        Err(format!("{} case(s) failed", report.failures().len()))
+    }
+}
+
+async fn run(
+    socket: PathBuf,
+    peers: Vec<PathBuf>,
+    connector: &str,
+    body_limit: Option<u64>,
+    filter: Option<String>,
+) -> Result<(), String> {
+    let mut profile = Profile::for_connector(connector)?;
+    profile.body_limit = body_limit;
+    let target = Target::new(socket, profile).with_peers(peers);
+    verdict(&conformance::run(&target, filter.as_deref()).await)
+}
+
+async fn component(
+    profile_path: PathBuf,
+    binary: PathBuf,
+    env_files: Vec<PathBuf>,
+    run_dir: PathBuf,
+    filter: Option<String>,
+    results: Option<PathBuf>,
+) -> Result<(), String> {
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
+    let mut base: BTreeMap<String, String> = std::env::vars().collect();
+    base.insert("RUN_DIR".into(), run_dir.display().to_string());
+    for file in &env_files {
+        base.extend(
+            parse_env(&read(file)?, &base).map_err(|e| format!("{}: {e}", file.display()))?,
+        );
+    }
+    let env = parse_env(&read(&profile_path)?, &base)
+        .map_err(|e| format!("{}: {e}", profile_path.display()))?;
+    let connector = env
+        .get("ASYA_CONNECTOR")
+        .ok_or("the profile must set ASYA_CONNECTOR")?;
+    let mut profile = Profile::for_connector(connector)?;
+    if let Some(limit) = env.get("STATE_MAX_BODY_BYTES") {
+        profile.body_limit = Some(limit.parse().map_err(|_| {
+            format!("STATE_MAX_BODY_BYTES in profiles is a plain number of bytes, got {limit}")
+        })?);
+    }
+    let backend = backend_for(&profile, &env)?;
+
+    println!("component run: {connector} ({})", profile_path.display());
+    let mut proxies = Vec::new();
+    for i in 0..4 {
+        let socket = run_dir.join(format!("proxy-{i}.sock"));
+        let log = run_dir.join(format!("proxy-{i}.log"));
+        proxies.push(Proxy::start(&binary, &env, socket, &log).await?);
+    }
+    let (idle_rss_kib, _) = proxies[0].memory_kib().unwrap_or_default();
+    let ready_ms = proxies[0].ready_after.as_secs_f64() * 1e3;
+    println!("proxy ready after {ready_ms:.1} ms, idle RSS {idle_rss_kib} KiB");
+
+    let mut target = Target::new(&proxies[0].socket, profile.clone())
+        .with_peers(proxies[1..].iter().map(|p| p.socket.clone()).collect());
+    if let Some(backend) = backend {
+        target = target.with_backend(backend);
+    }
+    let report = conformance::run(&target, filter.as_deref()).await;
+    let mut failures = Vec::new();
+    if let Err(e) = verdict(&report) {
+        failures.push(e);
+    }
+
+    let mut measures = json!({
+        "connector": connector,
+        "ready_ms": ready_ms,
+        "idle_rss_kib": idle_rss_kib,
+    });
+    if profile.streams() && filter.is_none() {
+        let bytes = match env.get("SCENARIO_STREAM_BYTES") {
+            Some(text) => text
+                .parse()
+                .map_err(|_| format!("SCENARIO_STREAM_BYTES must be a number, got {text}"))?,
+            None => 1 << 30,
+        };
+        let key = format!("{}/stream.bin", target.namespace);
+        match scenarios::stream_round_trip(&proxies[0], &key, bytes).await {
+            Ok(measure) => {
+                println!(
+                    "streamed {} MiB up in {:.1} s and down in {:.1} s; proxy peak RSS {} KiB",
+                    measure.bytes >> 20,
+                    measure.upload_seconds,
+                    measure.download_seconds,
+                    measure.peak_rss_kib
+                );
+                measures["stream"] = json!({
+                    "bytes": measure.bytes,
+                    "upload_seconds": measure.upload_seconds,
+                    "download_seconds": measure.download_seconds,
+                    "peak_rss_kib": measure.peak_rss_kib,
+                });
+            }
+            Err(e) => failures.push(format!("stream scenario: {e}")),
+        }
+    }
+
+    for (i, proxy) in proxies.into_iter().enumerate() {
+        if let Err(e) = proxy.stop().await {
+            failures.push(format!("proxy {i}: {e}"));
+        }
+    }
+    if let Some(path) = results {
+        let text = serde_json::to_string_pretty(&measures).expect("serializable");
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if failures.is_empty() {
+        println!("component run passed: {connector}");
+        Ok(())
+    } else {
+        Err(failures.join("\n"))
+    }
+}

@@ -1,0 +1,56 @@
+//! Connector scenarios of component runs, beyond the protocol suite:
+//! what only a real process on a real backend can show.
+
+use std::time::Instant;
+
+use state_client::{Client, Condition};
+
+use crate::cases::streaming::{pattern_stream, verify_with};
+use crate::component::Proxy;
+
+/// What a streaming round trip measured.
+#[derive(Debug)]
+pub struct StreamMeasure {
+    pub bytes: u64,
+    pub upload_seconds: f64,
+    pub download_seconds: f64,
+    /// Peak resident memory of the proxy process over its whole life.
+    pub peak_rss_kib: u64,
+}
+
+/// Uploads `bytes` generated on the fly (chunked, never held whole),
+/// downloads and compares them, and reads the proxy's peak memory. The
+/// proxy must have streamed: its peak stays far below the body size.
+pub async fn stream_round_trip(
+    proxy: &Proxy,
+    key: &str,
+    bytes: u64,
+) -> Result<StreamMeasure, String> {
+    let client = Client::new(&proxy.socket);
+    let length = usize::try_from(bytes).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    client
+        .put_stream(key, pattern_stream(99, length), None, Condition::None)
+        .await
+        .map_err(|e| format!("streamed upload of {bytes} bytes: {e}"))?;
+    let upload_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    verify_with(&client, key, 99, length).await?;
+    let download_seconds = started.elapsed().as_secs_f64();
+    let (_, peak_rss_kib) = proxy.memory_kib().ok_or("cannot read the proxy's memory")?;
+    client
+        .delete(key, Condition::None)
+        .await
+        .map_err(|e| format!("deleting the streamed object: {e}"))?;
+    if peak_rss_kib * 1024 > bytes / 4 {
+        return Err(format!(
+            "the proxy's peak memory ({peak_rss_kib} KiB) grew with the body ({bytes} bytes): it did not stream"
+        ));
+    }
+    Ok(StreamMeasure {
+        bytes,
+        upload_seconds,
+        download_seconds,
+        peak_rss_kib,
+    })
+}
