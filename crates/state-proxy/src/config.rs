@@ -131,6 +131,67 @@ pub struct ServeArgs {
     /// Log format; the level comes from ASYA_LOG_LEVEL or RUST_LOG.
     #[arg(long, env = "ASYA_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// Settings of the remote backends (each store reads its own).
+#[derive(Args, Clone, Debug, Default)]
+pub struct BackendArgs {
+    /// Bucket of the s3 and gcs stores.
+    #[arg(long, env = "STATE_BUCKET")]
+    pub bucket: Option<String>,
+
+    /// AWS region of the s3 store.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub aws_region: String,
+
+    /// S3 endpoint (emulators, S3-compatible servers): path-style, plain
+    /// HTTP allowed.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+
+    /// Google Cloud project of the gcs store.
+    #[arg(long, env = "GCS_PROJECT")]
+    pub gcs_project: Option<String>,
+
+    /// GCS emulator address (e.g. http://127.0.0.1:4443): no authentication.
+    #[arg(long, env = "STORAGE_EMULATOR_HOST")]
+    pub storage_emulator_host: Option<String>,
+
+    /// Redis URL of the redis store (redis:// or rediss://, with user,
+    /// password and database).
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Seconds a presigned or signed URL from /meta stays valid.
+    #[arg(long, env = "STATE_PRESIGN_TTL", default_value = "3600", value_parser = parse_seconds)]
+    pub presign_ttl: Duration,
+
+    /// Seconds a backend call may take before the request answers 504.
+    #[arg(long, env = "STATE_BACKEND_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
+    pub backend_timeout: Duration,
+}
+
+impl BackendArgs {
+    /// The bucket, or the one-line start-up error naming the variable.
+    pub fn require_bucket(&self, store: &str) -> Result<&str, String> {
+        required(self.bucket.as_deref(), "STATE_BUCKET", "--bucket", store)
+    }
+}
+
+/// A setting a store cannot start without; empty counts as missing.
+pub fn required<'a>(
+    value: Option<&'a str>,
+    env: &str,
+    flag: &str,
+    store: &str,
+) -> Result<&'a str, String> {
+    value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("{env} is required for the {store} store (or the flag {flag})"))
 }
 
 impl ServeArgs {
@@ -178,7 +239,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{text}' is not a size such as 1048576, 512KiB or 64MiB"))
 }
 
-fn parse_seconds(text: &str) -> Result<Duration, String> {
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
     text.trim()
         .parse::<f64>()
         .ok()
@@ -224,6 +285,20 @@ mod tests {
         assert!(store.contains("memory, fs, s3, gcs, redis"), "{store}");
         let mode = "fs-eventual".parse::<Connector>().unwrap_err();
         assert!(mode.contains("known modes"), "{mode}");
+    }
+
+    #[test]
+    fn missing_required_settings_name_the_variable() {
+        let backend = BackendArgs::default();
+        assert_eq!(
+            backend.require_bucket("s3"),
+            Err("STATE_BUCKET is required for the s3 store (or the flag --bucket)".to_owned())
+        );
+        let blank = BackendArgs {
+            bucket: Some("  ".into()),
+            ..BackendArgs::default()
+        };
+        assert!(blank.require_bucket("gcs").is_err());
     }
 
     #[test]

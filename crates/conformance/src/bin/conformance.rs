@@ -172,32 +172,11 @@ async fn component(
         "ready_ms": ready_ms,
         "idle_rss_kib": idle_rss_kib,
     });
-    if profile.streams() && filter.is_none() {
-        let bytes = match env.get("SCENARIO_STREAM_BYTES") {
-            Some(text) => text
-                .parse()
-                .map_err(|_| format!("SCENARIO_STREAM_BYTES must be a number, got {text}"))?,
-            None => 1 << 30,
-        };
-        let key = format!("{}/stream.bin", target.namespace);
-        match scenarios::stream_round_trip(&proxies[0], &key, bytes).await {
-            Ok(measure) => {
-                println!(
-                    "streamed {} MiB up in {:.1} s and down in {:.1} s; proxy peak RSS {} KiB",
-                    measure.bytes >> 20,
-                    measure.upload_seconds,
-                    measure.download_seconds,
-                    measure.peak_rss_kib
-                );
-                measures["stream"] = json!({
-                    "bytes": measure.bytes,
-                    "upload_seconds": measure.upload_seconds,
-                    "download_seconds": measure.download_seconds,
-                    "peak_rss_kib": measure.peak_rss_kib,
-                });
-            }
-            Err(e) => failures.push(format!("stream scenario: {e}")),
-        }
+    if filter.is_none() {
+        let (scenario_measures, scenario_failures) =
+            scenarios::run(&profile, &env, &proxies, &target.namespace).await;
+        measures["scenarios"] = scenario_measures;
+        failures.extend(scenario_failures);
     }
 
     for (i, proxy) in proxies.into_iter().enumerate() {

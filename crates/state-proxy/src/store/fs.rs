@@ -269,6 +269,14 @@ impl Store for FsStore {
             "attribute '{name}' is read-only on the fs store"
         )))
     }
+
+    /// The directory is there and writable (a volume may have gone away).
+    async fn probe(&self) -> Result<()> {
+        let temp_dir = self.temp_dir.clone();
+        blocking(move || TempPath::create(&temp_dir).map(drop))
+            .await
+            .map_err(|e| Error::Unavailable(format!("the fs store cannot write: {e}")))
+    }
 }
 
 /// Runs blocking file work off the async threads.

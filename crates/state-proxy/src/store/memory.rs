@@ -188,6 +188,10 @@ impl Store for MemoryStore {
             None => Err(Error::KeyNotFound(key.to_string())),
         }
     }
+
+    async fn probe(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -199,4 +199,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Sets a settable attribute named in [`StoreInfo::attributes`].
     async fn set_attr(&self, key: &Key, name: &str, value: &str) -> Result<()>;
+
+    /// A cheap call that shows the backend answers (and the configured
+    /// bucket or database is usable), for readiness probes.
+    async fn probe(&self) -> Result<()>;
 }

@@ -1,12 +1,61 @@
 //! Connector scenarios of component runs, beyond the protocol suite:
-//! what only a real process on a real backend can show.
+//! what only a real process on a real backend can show. [`run`] picks
+//! the scenarios of a profile.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
+use serde_json::{Value, json};
 use state_client::{Client, Condition};
 
+use crate::Profile;
 use crate::cases::streaming::{pattern_stream, verify_with};
 use crate::component::Proxy;
+
+/// Runs the scenarios that apply to the profile; returns what they
+/// measured (for `results.json`) and what failed.
+pub async fn run(
+    profile: &Profile,
+    env: &BTreeMap<String, String>,
+    proxies: &[Proxy],
+    namespace: &str,
+) -> (Value, Vec<String>) {
+    let mut measures = json!({});
+    let mut failures = Vec::new();
+    if profile.streams() {
+        let bytes = match env
+            .get("SCENARIO_STREAM_BYTES")
+            .map(|text| text.parse::<u64>())
+        {
+            None => 1 << 30,
+            Some(Ok(bytes)) => bytes,
+            Some(Err(_)) => {
+                failures.push("SCENARIO_STREAM_BYTES must be a number of bytes".to_owned());
+                return (measures, failures);
+            }
+        };
+        let key = format!("{namespace}/stream.bin");
+        match stream_round_trip(&proxies[0], &key, bytes).await {
+            Ok(measure) => {
+                println!(
+                    "streamed {} MiB up in {:.1} s and down in {:.1} s; proxy peak RSS {} KiB",
+                    measure.bytes >> 20,
+                    measure.upload_seconds,
+                    measure.download_seconds,
+                    measure.peak_rss_kib
+                );
+                measures["stream"] = json!({
+                    "bytes": measure.bytes,
+                    "upload_seconds": measure.upload_seconds,
+                    "download_seconds": measure.download_seconds,
+                    "peak_rss_kib": measure.peak_rss_kib,
+                });
+            }
+            Err(e) => failures.push(format!("stream scenario: {e}")),
+        }
+    }
+    (measures, failures)
+}
 
 /// What a streaming round trip measured.
 #[derive(Debug)]
