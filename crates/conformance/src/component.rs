@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use state_client::Client;
 use tokio::process::{Child, Command};
 
-use crate::backend::{Backend, FsBackend};
+use crate::backend::{Backend, FsBackend, RedisBackend};
 use crate::profile::Profile;
 
 /// Environment of a profile: `KEY=VALUE` lines, `#` comments, `${NAME}`
@@ -176,6 +176,13 @@ pub fn backend_for(
                 env.get("STATE_DIR")
                     .ok_or("the fs profile must set STATE_DIR")?,
             ),
+            prefix,
+        })),
+        "redis" => Some(Arc::new(RedisBackend {
+            url: env
+                .get("REDIS_URL")
+                .ok_or("the redis profile must set REDIS_URL")?
+                .clone(),
             prefix,
         })),
         _ => None,

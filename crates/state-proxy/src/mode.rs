@@ -123,11 +123,19 @@ impl Mode {
         self.remembered.as_ref()
     }
 
+    /// Reads; in compare-and-swap mode the version read is remembered,
+    /// and so is a key found missing (a later plain write then creates
+    /// it only if it is still absent).
     pub async fn get(&self, key: &Key) -> Result<Object> {
-        let mut object = self.store.get(key).await?;
+        let read = self.store.get(key).await;
         if let Some(remembered) = &self.remembered {
-            remembered.remember(key, object.meta.version.clone());
+            match &read {
+                Ok(object) => remembered.remember(key, object.meta.version.clone()),
+                Err(Error::KeyNotFound(_)) => remembered.remember_absent(key),
+                Err(_) => {}
+            }
         }
+        let mut object = read?;
         // Buffered modes answer with the whole body or a clean error, never
         // a response cut off midway; objects above the limit still stream.
         if let (Some(limit), Body::Stream { .. }) = (self.body_limit(), &object.body)
@@ -154,10 +162,7 @@ impl Mode {
             (Condition::None, Some(remembered)) => remembered.recall(key),
             _ => None,
         };
-        let condition = match &implicit {
-            Some(version) => Condition::IfMatch(version.clone()),
-            None => explicit,
-        };
+        let condition = implicit.clone().unwrap_or(explicit);
         match self.store.put(key, body, condition).await {
             Ok(version) => {
                 if let Some(remembered) = &self.remembered {
@@ -240,11 +245,13 @@ async fn collect(mut stream: crate::store::ByteStream, size: u64) -> Result<Byte
     Ok(buffer.freeze())
 }
 
-/// The versions a compare-and-swap proxy last read or wrote, per key,
-/// bounded: the least recently used key is forgotten first (a forgotten
-/// key is written unconditionally, as if never read).
+/// What a compare-and-swap proxy last saw of each key it read or wrote,
+/// as the condition its next plain write needs: the version (`IfMatch`),
+/// or that the key was missing (`IfAbsent`). Bounded: the least recently
+/// used key is forgotten first (a forgotten key is written
+/// unconditionally, as if never read).
 pub struct RememberedVersions {
-    versions: Mutex<LruCache<Key, Version>>,
+    versions: Mutex<LruCache<Key, Condition>>,
     evictions: AtomicU64,
     conflicts: AtomicU64,
 }
@@ -259,13 +266,22 @@ impl RememberedVersions {
     }
 
     pub fn remember(&self, key: &Key, version: Version) {
-        let pushed_out = self.versions.lock().push(key.clone(), version);
+        self.store(key, Condition::IfMatch(version));
+    }
+
+    pub fn remember_absent(&self, key: &Key) {
+        self.store(key, Condition::IfAbsent);
+    }
+
+    fn store(&self, key: &Key, seen: Condition) {
+        let pushed_out = self.versions.lock().push(key.clone(), seen);
         if pushed_out.is_some_and(|(old, _)| old != *key) {
             self.evictions.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    pub fn recall(&self, key: &Key) -> Option<Version> {
+    /// The condition of the next plain write of `key`, if any.
+    pub fn recall(&self, key: &Key) -> Option<Condition> {
         self.versions.lock().get(key).cloned()
     }
 
@@ -423,6 +439,37 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(content(&ours, "k").await, "ours again");
+    }
+
+    #[tokio::test]
+    async fn a_key_read_as_missing_is_created_only_if_still_absent() {
+        let store = Arc::new(MemoryStore::new(""));
+        let (ours, theirs) = (
+            mode_over(&store, Consistency::BufferedCas, 16),
+            mode_over(&store, Consistency::BufferedLww, 16),
+        );
+        ours.put(&key("k"), body("1"), Condition::None)
+            .await
+            .unwrap();
+        theirs.delete(&key("k"), Condition::None).await.unwrap();
+        // Having read that it is gone, we may create it again...
+        assert!(matches!(
+            ours.get(&key("k")).await,
+            Err(Error::KeyNotFound(_))
+        ));
+        ours.put(&key("k"), body("2"), Condition::None)
+            .await
+            .unwrap();
+        // ...but not over someone who created it after our read.
+        theirs.delete(&key("k"), Condition::None).await.unwrap();
+        assert!(ours.get(&key("k")).await.is_err());
+        theirs
+            .put(&key("k"), body("theirs"), Condition::None)
+            .await
+            .unwrap();
+        let result = ours.put(&key("k"), body("ours"), Condition::None).await;
+        assert!(matches!(result, Err(Error::Conflict(_))), "{result:?}");
+        assert_eq!(content(&theirs, "k").await, "theirs");
     }
 
     #[tokio::test]

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use crate::config::{ServeArgs, StoreKind};
+use crate::config::{ServeArgs, StoreKind, required};
 use crate::http::{App, Server};
 use crate::mode::Mode;
 use crate::store::Store;
 use crate::store::fs::{FsOptions, FsStore};
 use crate::store::memory::MemoryStore;
+use crate::store::redis::{RedisOptions, RedisStore};
 
 /// Opens the store a connector names, or says why it cannot.
 pub fn open_store(args: &ServeArgs) -> Result<Arc<dyn Store>, String> {
@@ -21,8 +22,22 @@ pub fn open_store(args: &ServeArgs) -> Result<Arc<dyn Store>, String> {
         })
         .map(|store| Arc::new(store) as Arc<dyn Store>)
         .map_err(|e| e.to_string()),
+        StoreKind::Redis => {
+            let url = required(
+                args.backend.redis_url.as_deref(),
+                "REDIS_URL",
+                "--redis-url",
+                "redis",
+            )?;
+            RedisStore::open(RedisOptions {
+                url: url.to_owned(),
+                prefix: args.prefix.clone(),
+                timeout: args.backend.backend_timeout,
+            })
+            .map(|store| Arc::new(store) as Arc<dyn Store>)
+        }
         other => Err(format!(
-            "connector {}: the {} store is not available in this build; available stores: memory, fs",
+            "connector {}: the {} store is not available in this build; available stores: memory, fs, redis",
             args.connector,
             other.name()
         )),
@@ -36,8 +51,13 @@ pub fn build_app(args: &ServeArgs) -> Result<Arc<App>, String> {
 }
 
 /// Serves until SIGTERM or SIGINT; `Err` is a start-up failure.
+///
+/// TLS (rediss://, https) uses rustls with aws-lc-rs; installing it as the
+/// process default keeps every client on the same provider.
 /// `started` is when the process began, for the start-up time in the log.
 pub async fn run(args: ServeArgs, started: std::time::Instant) -> Result<(), String> {
+    // Fails only when a provider is already installed, which is fine.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let app = build_app(&args)?;
     let server = Server::bind(&args.socket, args.socket_mode, app, args.shutdown_grace)?;
     tracing::info!(

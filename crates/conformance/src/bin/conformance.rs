@@ -134,6 +134,10 @@ async fn component(
     }
     let env = parse_env(&read(&profile_path)?, &base)
         .map_err(|e| format!("{}: {e}", profile_path.display()))?;
+    // Scenarios may also use what the emulator script wrote (how to stop
+    // and restart it, for instance); the proxies get the profile only.
+    let mut scenario_env = base.clone();
+    scenario_env.extend(env.clone());
     let connector = env
         .get("ASYA_CONNECTOR")
         .ok_or("the profile must set ASYA_CONNECTOR")?;
@@ -174,7 +178,7 @@ async fn component(
     });
     if filter.is_none() {
         let (scenario_measures, scenario_failures) =
-            scenarios::run(&profile, &env, &proxies, &target.namespace).await;
+            scenarios::run(&profile, &scenario_env, &proxies, &target.namespace).await;
         measures["scenarios"] = scenario_measures;
         failures.extend(scenario_failures);
     }

@@ -18,6 +18,11 @@ pub(super) fn cases() -> Vec<Case> {
         ),
         case!(cas_key_deleted_elsewhere_conflicts, |t| t.profile.cas(), 1),
         case!(cas_delete_forgets_the_version, |t| t.profile.cas(), 1),
+        case!(
+            cas_key_read_as_missing_is_created_only_if_absent,
+            |t| t.profile.cas(),
+            1
+        ),
         case!(lww_overwrites_foreign_write, |t| !t.profile.cas(), 1),
     ]
 }
@@ -129,6 +134,47 @@ async fn lww_overwrites_foreign_write(cx: &Ctx<'_>) -> Outcome {
         &doing("GET", theirs.get(&key).await)?.data[..],
         b"ours",
         "last write wins"
+    );
+    Ok(())
+}
+
+async fn cas_key_read_as_missing_is_created_only_if_absent(cx: &Ctx<'_>) -> Outcome {
+    // The compat runtime's "read, then write" on a file someone else
+    // removed: having read that it is missing, the write creates it...
+    let (ours, theirs) = (&cx.client, &cx.peers[0]);
+    let key = cx.key("reborn");
+    doing("create", ours.put(&key, "0", Condition::None).await)?;
+    doing("their delete", theirs.delete(&key, Condition::None).await)?;
+    expect_error(
+        "our read of the deleted key",
+        ours.get(&key).await,
+        404,
+        "key_not_found",
+    )?;
+    doing(
+        "our write after reading it missing",
+        ours.put(&key, "1", Condition::None).await,
+    )?;
+    // ...but not over a file someone created after that read.
+    doing(
+        "their delete again",
+        theirs.delete(&key, Condition::None).await,
+    )?;
+    expect_error("our read", ours.get(&key).await, 404, "key_not_found")?;
+    doing(
+        "their create",
+        theirs.put(&key, "theirs", Condition::None).await,
+    )?;
+    expect_error(
+        "our write over their create",
+        ours.put(&key, "ours", Condition::None).await,
+        409,
+        "conflict",
+    )?;
+    ensure_eq!(
+        &doing("GET", theirs.get(&key).await)?.data[..],
+        b"theirs",
+        "their value is kept"
     );
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! what only a real process on a real backend can show. [`run`] picks
 //! the scenarios of a profile.
 
+mod redis;
+
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -52,6 +54,12 @@ pub async fn run(
                 });
             }
             Err(e) => failures.push(format!("stream scenario: {e}")),
+        }
+    }
+    if profile.store == "redis" {
+        match redis::outage(env, &proxies[0], namespace).await {
+            Ok(measure) => measures["redis_outage"] = measure,
+            Err(e) => failures.push(format!("redis outage scenario: {e}")),
         }
     }
     (measures, failures)

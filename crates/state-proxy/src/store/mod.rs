@@ -16,6 +16,7 @@
 pub mod fs;
 pub mod listing;
 pub mod memory;
+pub mod redis;
 
 use std::fmt;
 use std::pin::Pin;
