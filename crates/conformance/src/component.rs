@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use state_client::Client;
 use tokio::process::{Child, Command};
 
-use crate::backend::{Backend, FsBackend, RedisBackend};
+use crate::backend::{Backend, FsBackend, GcsBackend, RedisBackend};
 use crate::profile::Profile;
 
 /// Environment of a profile: `KEY=VALUE` lines, `#` comments, `${NAME}`
@@ -185,6 +185,13 @@ pub fn backend_for(
                 .clone(),
             prefix,
         })),
+        "gcs" => Some(Arc::new(GcsBackend::new(
+            env.get("STORAGE_EMULATOR_HOST")
+                .ok_or("the gcs profile must set STORAGE_EMULATOR_HOST (an emulator)")?,
+            env.get("STATE_BUCKET")
+                .ok_or("the gcs profile must set STATE_BUCKET")?,
+            &prefix,
+        )?)),
         _ => None,
     })
 }

@@ -47,6 +47,11 @@ pub struct Profile {
     pub conditional_delete: bool,
     /// The body limit of buffered modes, when known to the tester.
     pub body_limit: Option<u64>,
+    /// Attributes of the table that this deployment cannot produce and
+    /// must refuse with 501 `not_implemented` (PROTOCOL.md allows it for
+    /// signed URLs where the credentials cannot sign, e.g. on an emulator
+    /// without credentials). Set by whoever knows the deployment.
+    pub not_implemented_attrs: Vec<&'static str>,
 }
 
 impl Profile {
@@ -105,6 +110,7 @@ impl Profile {
             attrs,
             conditional_delete,
             body_limit: None,
+            not_implemented_attrs: Vec::new(),
         })
     }
 

@@ -8,6 +8,7 @@ use crate::http::{App, Server};
 use crate::mode::Mode;
 use crate::store::Store;
 use crate::store::fs::{FsOptions, FsStore};
+use crate::store::gcs::{GcsOptions, GcsStore};
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisOptions, RedisStore};
 
@@ -36,8 +37,13 @@ pub fn open_store(args: &ServeArgs) -> Result<Arc<dyn Store>, String> {
             })
             .map(|store| Arc::new(store) as Arc<dyn Store>)
         }
+        // Configuration only: no request and no credential lookup until
+        // the first call that needs the backend.
+        StoreKind::Gcs => GcsOptions::from_args(&args.backend, &args.prefix)
+            .and_then(|options| GcsStore::new(options).map_err(|e| e.to_string()))
+            .map(|store| Arc::new(store) as Arc<dyn Store>),
         other => Err(format!(
-            "connector {}: the {} store is not available in this build; available stores: memory, fs, redis",
+            "connector {}: the {} store is not available in this build; available stores: memory, fs, gcs, redis",
             args.connector,
             other.name()
         )),

@@ -2,12 +2,14 @@
 //! object written through the proxy is where PROTOCOL.md says it is.
 
 pub mod fs;
+pub mod gcs;
 pub mod redis;
 
 use std::future::Future;
 use std::pin::Pin;
 
 pub use fs::FsBackend;
+pub use gcs::GcsBackend;
 pub use redis::RedisBackend;
 
 pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;

@@ -2,6 +2,7 @@
 //! what only a real process on a real backend can show. [`run`] picks
 //! the scenarios of a profile.
 
+pub mod gcs;
 mod redis;
 
 use std::collections::BTreeMap;
@@ -61,6 +62,11 @@ pub async fn run(
             Ok(measure) => measures["redis_outage"] = measure,
             Err(e) => failures.push(format!("redis outage scenario: {e}")),
         }
+    }
+    if profile.store == "gcs" {
+        let (gcs_measures, gcs_failures) = gcs::run(env, proxies, namespace).await;
+        measures["gcs"] = gcs_measures;
+        failures.extend(gcs_failures);
     }
     (measures, failures)
 }

@@ -14,6 +14,7 @@
 //! - listings are complete and sorted by byte order.
 
 pub mod fs;
+pub mod gcs;
 pub mod listing;
 pub mod memory;
 pub mod redis;

@@ -1,0 +1,653 @@
+//! The `gcs` store: Google Cloud Storage through its JSON API.
+//!
+//! - Writes are `uploadType=multipart` uploads (object resource and bytes
+//!   in one request) carrying `ifGenerationMatch`: `0` for create-only,
+//!   the expected generation for `If-Match` and compare-and-swap. GCS
+//!   checks it atomically with the write. (fake-gcs-server 1.54 enforces
+//!   it on this upload type only, which is one more reason to use it.)
+//! - The version of an object is its generation. Reads take it from the
+//!   `x-goog-generation` header of the very answer that carried the bytes,
+//!   writes from the object resource the upload answered with: never from
+//!   a second call, which could see another writer's generation.
+//! - `DELETE` with `If-Match` first compares the current generation (a
+//!   stale tag answers 412 even where the backend would not check), then
+//!   deletes with `ifGenerationMatch`, which GCS enforces atomically.
+//!   fake-gcs-server 1.54 ignores that parameter, so against it a change
+//!   landing between the two calls is deleted anyway.
+//! - Listings send `maxResults` and follow `nextPageToken` to the end.
+//! - Object names are `STATE_PREFIX/key` (compat), escaped as one path
+//!   segment (`/`, spaces, `%`, `?`, `#`, non-ASCII all encoded).
+
+mod api;
+mod auth;
+mod sign;
+#[cfg(test)]
+mod tests;
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures_util::{StreamExt, TryStreamExt};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+
+use self::api::{Api, Retry, header};
+use self::auth::{Auth, signing_error};
+use self::sign::{MAX_EXPIRES_SECS, UrlToSign};
+use super::listing::ListingBuilder;
+use super::{
+    AttrSpec, Body, Condition, Listing, Object, ObjectMeta, ObjectNames, Store, StoreInfo, Version,
+};
+use crate::config::BackendArgs;
+use crate::error::{Error, Result};
+use crate::key::Key;
+
+/// Where production requests go (also the host of signed URLs).
+const GOOGLE_HOST: &str = "storage.googleapis.com";
+/// Listing page size: the largest GCS allows.
+const PAGE_SIZE: u32 = 1000;
+/// Content type of uploaded objects: the protocol carries none.
+const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+static INFO: StoreInfo = StoreInfo {
+    name: "gcs",
+    attributes: &[
+        AttrSpec {
+            name: "url",
+            settable: false,
+        },
+        AttrSpec {
+            name: "signed_url",
+            settable: false,
+        },
+        AttrSpec {
+            name: "generation",
+            settable: false,
+        },
+        AttrSpec {
+            name: "content_type",
+            settable: true,
+        },
+        AttrSpec {
+            name: "storage_class",
+            settable: false,
+        },
+        AttrSpec {
+            name: "metageneration",
+            settable: false,
+        },
+    ],
+    conditional_delete: true,
+    nested_keys: true,
+};
+
+/// Settings of the `gcs` store.
+#[derive(Clone, Debug)]
+pub struct GcsOptions {
+    /// `STATE_BUCKET`.
+    pub bucket: String,
+    /// `STATE_PREFIX`.
+    pub prefix: String,
+    /// `GCS_PROJECT`: not needed by object calls on a named bucket; kept
+    /// for the log, since the original proxy required it.
+    pub project: Option<String>,
+    /// `STORAGE_EMULATOR_HOST`, normalized to a base URL: no credentials.
+    pub emulator: Option<String>,
+    /// `STATE_PRESIGN_TTL`, at most seven days.
+    pub presign_ttl: Duration,
+    /// `STATE_BACKEND_TIMEOUT_SECS`.
+    pub timeout: Duration,
+}
+
+impl GcsOptions {
+    /// Reads and checks the settings; nothing is contacted.
+    pub fn from_args(backend: &BackendArgs, prefix: &str) -> Result<GcsOptions, String> {
+        let bucket = backend.require_bucket("gcs")?.to_owned();
+        let emulator = match backend.storage_emulator_host.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(host) => Some(emulator_base(host)?),
+        };
+        let ttl = backend.presign_ttl.as_secs();
+        if !(1..=MAX_EXPIRES_SECS).contains(&ttl) {
+            return Err(format!(
+                "STATE_PRESIGN_TTL is {ttl} s; GCS signed URLs need 1 to {MAX_EXPIRES_SECS} s (7 days)"
+            ));
+        }
+        if backend.backend_timeout.is_zero() {
+            return Err("STATE_BACKEND_TIMEOUT_SECS must be above 0 for the gcs store".to_owned());
+        }
+        let project = backend
+            .gcs_project
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned);
+        Ok(GcsOptions {
+            bucket,
+            prefix: prefix.to_owned(),
+            project,
+            emulator,
+            presign_ttl: Duration::from_secs(ttl),
+            timeout: backend.backend_timeout,
+        })
+    }
+}
+
+/// `STORAGE_EMULATOR_HOST` as Google's clients read it: a URL, or a bare
+/// `host:port` meaning plain HTTP.
+fn emulator_base(host: &str) -> Result<String, String> {
+    let base = if host.contains("://") {
+        host.to_owned()
+    } else {
+        format!("http://{host}")
+    };
+    let parsed = reqwest::Url::parse(&base)
+        .map_err(|e| format!("STORAGE_EMULATOR_HOST={host:?} is not a host or URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(format!(
+            "STORAGE_EMULATOR_HOST={host:?} must be host:port or an http(s) URL"
+        ));
+    }
+    Ok(base.trim_end_matches('/').to_owned())
+}
+
+pub struct GcsStore {
+    api: Api,
+    names: ObjectNames,
+    presign_ttl: Duration,
+}
+
+/// The parts of a GCS object resource the store reads; GCS sends 64-bit
+/// numbers as JSON strings, and fields may be absent (partial answers,
+/// the emulator's answers), so everything is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct ObjectResource {
+    generation: Option<String>,
+    metageneration: Option<String>,
+    size: Option<String>,
+    content_type: Option<String>,
+    storage_class: Option<String>,
+}
+
+impl ObjectResource {
+    fn version(&self, what: &str) -> Result<Version> {
+        match &self.generation {
+            Some(generation) if parse_generation(generation).is_some() => {
+                Ok(Version::new(generation.clone()))
+            }
+            other => Err(Error::Internal(format!(
+                "GCS {what}: the object resource has no valid generation ({other:?})"
+            ))),
+        }
+    }
+
+    fn meta(&self, what: &str) -> Result<ObjectMeta> {
+        let size = self
+            .size
+            .as_deref()
+            .and_then(|size| size.parse().ok())
+            .ok_or_else(|| {
+                Error::Internal(format!(
+                    "GCS {what}: the object resource has no valid size ({:?})",
+                    self.size
+                ))
+            })?;
+        Ok(ObjectMeta {
+            size,
+            version: self.version(what)?,
+        })
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct ObjectPage {
+    items: Vec<ListedObject>,
+    prefixes: Vec<String>,
+    next_page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListedObject {
+    name: String,
+}
+
+/// A generation as GCS compares it: a positive integer. Tags that are not
+/// one can match no object.
+fn parse_generation(token: &str) -> Option<u64> {
+    token
+        .parse::<u64>()
+        .ok()
+        .filter(|generation| *generation > 0)
+}
+
+/// The `ifGenerationMatch` value a condition needs, `None` for none.
+fn generation_match(key: &Key, condition: &Condition) -> Result<Option<u64>> {
+    match condition {
+        Condition::None => Ok(None),
+        Condition::IfAbsent => Ok(Some(0)),
+        // `0` would mean "absent" to GCS, the opposite of If-Match.
+        Condition::IfMatch(version) => match parse_generation(version.as_str()) {
+            Some(generation) => Ok(Some(generation)),
+            None => Err(Error::PreconditionFailed(format!(
+                "'{key}' has no generation {version}"
+            ))),
+        },
+    }
+}
+
+/// A `multipart/related` upload body: the object resource as JSON, then
+/// the bytes. The boundary is 128 random bits, so it cannot be guessed
+/// into the content.
+fn multipart_head_and_tail(name: &str) -> Result<(String, Bytes, Bytes)> {
+    let mut random = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut random)
+        .map_err(|_| Error::Internal("no randomness for a multipart boundary".to_owned()))?;
+    let boundary: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let resource = serde_json::json!({ "name": name, "contentType": DEFAULT_CONTENT_TYPE });
+    let head = format!(
+        "--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n{resource}\r\n\
+         --{boundary}\r\nContent-Type: {DEFAULT_CONTENT_TYPE}\r\n\r\n"
+    );
+    let tail = format!("\r\n--{boundary}--\r\n");
+    Ok((
+        format!("multipart/related; boundary={boundary}"),
+        Bytes::from(head),
+        Bytes::from(tail),
+    ))
+}
+
+impl GcsStore {
+    /// The store a configuration describes. No request is sent and no
+    /// credential is looked up here: those wait for the first call.
+    pub fn new(options: GcsOptions) -> Result<GcsStore> {
+        let (base, auth) = match &options.emulator {
+            Some(base) => (base.clone(), Auth::Anonymous),
+            None => (format!("https://{GOOGLE_HOST}"), Auth::google()),
+        };
+        tracing::debug!(
+            bucket = %options.bucket,
+            project = ?options.project,
+            endpoint = %base,
+            "gcs store configured"
+        );
+        Self::with_api(
+            Api::new(base, options.bucket, auth, options.timeout)?,
+            &options.prefix,
+            options.presign_ttl,
+        )
+    }
+
+    fn with_api(api: Api, prefix: &str, presign_ttl: Duration) -> Result<GcsStore> {
+        Ok(GcsStore {
+            api,
+            names: ObjectNames::new(prefix),
+            presign_ttl,
+        })
+    }
+
+    fn name(&self, key: &Key) -> String {
+        self.names.name(key.as_str())
+    }
+
+    /// A 404 from a bucket-level call: the configured bucket is missing.
+    fn missing_bucket(&self) -> impl FnOnce(String) -> Error + '_ {
+        move |text| {
+            Error::Unavailable(format!(
+                "{text} (is STATE_BUCKET={} an existing bucket?)",
+                self.api.bucket
+            ))
+        }
+    }
+
+    /// The object resource of a key.
+    async fn resource(&self, key: &Key) -> Result<ObjectResource> {
+        let what = "metadata read";
+        let deadline = self.api.deadline();
+        let request = self
+            .api
+            .request(Method::GET, &self.api.object_url(&self.name(key)));
+        let response = self
+            .api
+            .send(request, Retry::Idempotent, deadline, what)
+            .await?;
+        if !response.status().is_success() {
+            return Err(self
+                .api
+                .failure(response, deadline, what, |_| {
+                    Error::KeyNotFound(key.to_string())
+                })
+                .await);
+        }
+        self.api.json(response, deadline, what).await
+    }
+
+    async fn signed_url(&self, key: &Key) -> Result<String> {
+        let signer = self.api.auth.signer().await?;
+        let client_email = signer.client_email().await.map_err(signing_error)?;
+        let timestamp = sign::timestamp(SystemTime::now());
+        let unsigned = sign::prepare(&UrlToSign {
+            method: "GET",
+            scheme: "https",
+            host: GOOGLE_HOST,
+            bucket: &self.api.bucket,
+            object: &self.name(key),
+            client_email: &client_email,
+            timestamp: &timestamp,
+            expires_secs: self.presign_ttl.as_secs(),
+        });
+        // What GCS compares when it reports a signature mismatch.
+        tracing::trace!(canonical_request = %unsigned.canonical_request, "signing a URL");
+        let deadline = self.api.deadline();
+        let signature =
+            match tokio::time::timeout_at(deadline, signer.sign(&unsigned.string_to_sign)).await {
+                Err(_) => {
+                    return Err(Error::Timeout(
+                        "signing the URL took longer than the backend timeout".to_owned(),
+                    ));
+                }
+                Ok(signed) => signed.map_err(signing_error)?,
+            };
+        Ok(unsigned.with_signature(&signature))
+    }
+}
+
+#[async_trait]
+impl Store for GcsStore {
+    fn info(&self) -> &StoreInfo {
+        &INFO
+    }
+
+    async fn get(&self, key: &Key) -> Result<Object> {
+        let what = "download";
+        let deadline = self.api.deadline();
+        let request = self
+            .api
+            .request(Method::GET, &self.api.object_url(&self.name(key)))
+            .query(&[("alt", "media")]);
+        let response = self
+            .api
+            .send(request, Retry::Idempotent, deadline, what)
+            .await?;
+        if !response.status().is_success() {
+            return Err(self
+                .api
+                .failure(response, deadline, what, |_| {
+                    Error::KeyNotFound(key.to_string())
+                })
+                .await);
+        }
+        // The generation of exactly these bytes, from the same answer.
+        let version = header(response.headers(), "x-goog-generation")
+            .filter(|generation| parse_generation(generation).is_some())
+            .map(Version::new)
+            .ok_or_else(|| {
+                Error::Internal(format!(
+                    "GCS {what} of '{key}' answered without a valid x-goog-generation header"
+                ))
+            })?;
+        match response.content_length() {
+            // Sized: streamed; buffered modes collect it, passthrough
+            // passes it on.
+            Some(size) => {
+                let timeout = self.api.timeout;
+                let stream = response
+                    .bytes_stream()
+                    .map_err(move |e| api::transport_error(&e, "download", timeout))
+                    .boxed();
+                Ok(Object {
+                    meta: ObjectMeta { size, version },
+                    body: Body::Stream {
+                        stream,
+                        size: Some(size),
+                    },
+                })
+            }
+            None => {
+                let data = self.api.body(response, deadline, what).await?;
+                Ok(Object {
+                    meta: ObjectMeta {
+                        size: data.len() as u64,
+                        version,
+                    },
+                    body: Body::Full(data),
+                })
+            }
+        }
+    }
+
+    async fn head(&self, key: &Key) -> Result<ObjectMeta> {
+        self.resource(key).await?.meta("metadata read")
+    }
+
+    async fn put(&self, key: &Key, body: Body, condition: Condition) -> Result<Version> {
+        let what = "upload";
+        let if_generation = generation_match(key, &condition)?;
+        let name = self.name(key);
+        let (content_type, head, tail) = multipart_head_and_tail(&name)?;
+        let upload = match body {
+            Body::Full(data) => {
+                let mut whole = BytesMut::with_capacity(head.len() + data.len() + tail.len());
+                whole.extend_from_slice(&head);
+                whole.extend_from_slice(&data);
+                whole.extend_from_slice(&tail);
+                reqwest::Body::from(whole.freeze())
+            }
+            Body::Stream { stream, .. } => {
+                let framed = futures_util::stream::once(async move { Ok(head) })
+                    .chain(stream)
+                    .chain(futures_util::stream::once(async move { Ok(tail) }));
+                reqwest::Body::wrap_stream(framed)
+            }
+        };
+        let mut request = self
+            .api
+            .request(Method::POST, &self.api.upload_url())
+            .query(&[("uploadType", "multipart")])
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(upload);
+        if let Some(generation) = if_generation {
+            request = request.query(&[("ifGenerationMatch", generation)]);
+        }
+        let deadline = self.api.deadline();
+        let response = self
+            .api
+            .send(request, Retry::UnlessSent, deadline, what)
+            .await?;
+        if !response.status().is_success() {
+            return Err(self
+                .api
+                .failure(response, deadline, what, self.missing_bucket())
+                .await);
+        }
+        let resource: ObjectResource = self.api.json(response, deadline, what).await?;
+        resource.version(what)
+    }
+
+    async fn delete(&self, key: &Key, condition: Condition) -> Result<()> {
+        let what = "delete";
+        let name = self.name(key);
+        let expected = generation_match(key, &condition)?;
+        if let Some(expected) = expected {
+            // Checked here too, so that a stale tag is refused even by a
+            // backend that ignores `ifGenerationMatch` on deletes.
+            let current = match self.resource(key).await {
+                Ok(resource) => parse_generation(resource.generation.as_deref().unwrap_or("")),
+                Err(Error::KeyNotFound(_)) => None,
+                Err(other) => return Err(other),
+            };
+            if current != Some(expected) {
+                return Err(Error::PreconditionFailed(format!(
+                    "'{key}' does not have generation {expected}"
+                )));
+            }
+        }
+        let mut request = self
+            .api
+            .request(Method::DELETE, &self.api.object_url(&name));
+        if let Some(expected) = expected {
+            request = request.query(&[("ifGenerationMatch", expected)]);
+        }
+        let deadline = self.api.deadline();
+        let response = self
+            .api
+            .send(request, Retry::UnlessSent, deadline, what)
+            .await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        let conditional = expected.is_some();
+        Err(self
+            .api
+            .failure(response, deadline, what, |text| {
+                if conditional {
+                    // Gone since the check: If-Match on a missing key fails.
+                    Error::PreconditionFailed(text)
+                } else {
+                    Error::KeyNotFound(key.to_string())
+                }
+            })
+            .await)
+    }
+
+    async fn list(&self, prefix: &str, delimiter: Option<&str>) -> Result<Listing> {
+        let what = "listing";
+        let delimiter = delimiter.filter(|d| !d.is_empty());
+        let name_prefix = self.names.name(prefix);
+        let mut builder = ListingBuilder::new(prefix, delimiter);
+        let mut page_token: Option<String> = None;
+        loop {
+            let mut request = self
+                .api
+                .request(Method::GET, &self.api.objects_url())
+                .query(&[
+                    ("prefix", name_prefix.as_str()),
+                    ("maxResults", &PAGE_SIZE.to_string()),
+                    ("fields", "items(name),prefixes,nextPageToken"),
+                ]);
+            if let Some(delimiter) = delimiter {
+                request = request.query(&[("delimiter", delimiter)]);
+            }
+            if let Some(token) = &page_token {
+                request = request.query(&[("pageToken", token.as_str())]);
+            }
+            // Each page has its own deadline: a long listing is many calls.
+            let deadline = self.api.deadline();
+            let response = self
+                .api
+                .send(request, Retry::Idempotent, deadline, what)
+                .await?;
+            if !response.status().is_success() {
+                return Err(self
+                    .api
+                    .failure(response, deadline, what, self.missing_bucket())
+                    .await);
+            }
+            let page: ObjectPage = self.api.json(response, deadline, what).await?;
+            // Common prefixes end with the delimiter, so the builder files
+            // them as prefixes again; it also sorts and drops the
+            // duplicates pages may repeat.
+            for name in page
+                .items
+                .iter()
+                .map(|item| item.name.as_str())
+                .chain(page.prefixes.iter().map(String::as_str))
+            {
+                if let Some(key) = self.names.key(name) {
+                    builder.push(key);
+                }
+            }
+            match page.next_page_token.filter(|token| !token.is_empty()) {
+                Some(token) => page_token = Some(token),
+                None => break,
+            }
+        }
+        Ok(builder.finish())
+    }
+
+    async fn get_attr(&self, key: &Key, name: &str) -> Result<String> {
+        let resource = self.resource(key).await?;
+        let missing = |field: &str| {
+            Error::Internal(format!(
+                "GCS metadata read of '{key}': the object resource has no {field}"
+            ))
+        };
+        match name {
+            "url" => Ok(format!("gs://{}/{}", self.api.bucket, self.name(key))),
+            "signed_url" => self.signed_url(key).await,
+            "generation" => Ok(resource.version("metadata read")?.to_string()),
+            "content_type" => Ok(resource
+                .content_type
+                .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())),
+            "storage_class" => resource
+                .storage_class
+                .ok_or_else(|| missing("storageClass")),
+            "metageneration" => resource
+                .metageneration
+                .ok_or_else(|| missing("metageneration")),
+            _ => Err(Error::UnsupportedAttribute(name.to_owned())),
+        }
+    }
+
+    async fn set_attr(&self, key: &Key, name: &str, value: &str) -> Result<()> {
+        if name != "content_type" {
+            return Err(Error::UnsupportedAttribute(name.to_owned()));
+        }
+        if value.trim().is_empty() {
+            return Err(Error::bad_request("content_type cannot be empty"));
+        }
+        let what = "metadata update";
+        let deadline = self.api.deadline();
+        let request = self
+            .api
+            .request(Method::PATCH, &self.api.object_url(&self.name(key)))
+            .query(&[("fields", "generation")])
+            .json(&serde_json::json!({ "contentType": value }));
+        // Setting the same value twice is harmless, so GCS may be asked again.
+        let response = self
+            .api
+            .send(request, Retry::Idempotent, deadline, what)
+            .await?;
+        if response.status().is_success() {
+            // The answer is not read: the emulator's differs from GCS's.
+            return Ok(());
+        }
+        Err(self
+            .api
+            .failure(response, deadline, what, |_| {
+                Error::KeyNotFound(key.to_string())
+            })
+            .await)
+    }
+
+    /// Lists at most one object under the prefix: it needs only the
+    /// permission the proxy needs anyway (`storage.objects.list`), where a
+    /// bucket metadata read would need `storage.buckets.get`, which
+    /// object-level roles lack.
+    async fn probe(&self) -> Result<()> {
+        let what = "probe";
+        let deadline = self.api.deadline();
+        let request = self
+            .api
+            .request(Method::GET, &self.api.objects_url())
+            .query(&[
+                ("prefix", self.names.name("").as_str()),
+                ("maxResults", "1"),
+                ("fields", "nextPageToken"),
+            ]);
+        let response = self
+            .api
+            .send(request, Retry::Idempotent, deadline, what)
+            .await?;
+        if response.status() == StatusCode::OK {
+            return Ok(());
+        }
+        Err(self
+            .api
+            .failure(response, deadline, what, self.missing_bucket())
+            .await)
+    }
+}
