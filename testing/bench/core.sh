@@ -2,7 +2,8 @@
 # Benchmarks of docs/performance.md for the core: the minimal hyper
 # baseline, the proxy on the memory store and on the fs store, GET/PUT/HEAD
 # of 1 KiB at concurrency 16 with keep-alive, and GET with a new
-# connection per request. Prints one Markdown table row per run.
+# connection per request; fs PUT without syncing. Prints one Markdown
+# table row per run.
 #
 #   testing/bench/core.sh [SECONDS]
 set -euo pipefail
@@ -55,3 +56,9 @@ wait_socket "$work/fs.sock"
 for op in get put head; do row "proxy, fs" "$work/fs.sock" "$op"; done
 row "proxy, fs" "$work/fs.sock" get --new-connection
 kill %3
+
+"$bin" serve --connector fs --socket "$work/fs-nosync.sock" --state-dir "$work/fs-nosync-data" \
+  --fs-sync false 2>/dev/null &
+wait_socket "$work/fs-nosync.sock"
+row "proxy, fs, --fs-sync false" "$work/fs-nosync.sock" put
+kill %4
