@@ -37,6 +37,26 @@ pub struct Target {
     pub backend: Option<Arc<dyn Backend>>,
     /// Root of every key the run creates.
     pub namespace: String,
+    /// Another proxy on the same backend, started with the environment of
+    /// [`limited_query_env`], for the cases that make query limits bite.
+    pub limited_query: Option<PathBuf>,
+}
+
+/// `QUERY_MAX_KEYS` of the limited-query proxy.
+pub const LIMITED_MAX_KEYS: usize = 40;
+/// `QUERY_MAX_FETCH_BYTES` of the limited-query proxy.
+pub const LIMITED_MAX_FETCH_BYTES: u64 = 4096;
+/// `QUERY_MAX_RESULT_ROWS` of the limited-query proxy.
+pub const LIMITED_MAX_RESULT_ROWS: usize = 10;
+
+/// The environment (on top of the profile's) of the limited-query proxy:
+/// limits small enough for the suite to reach with a few dozen objects.
+pub fn limited_query_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("QUERY_MAX_KEYS", LIMITED_MAX_KEYS.to_string()),
+        ("QUERY_MAX_FETCH_BYTES", LIMITED_MAX_FETCH_BYTES.to_string()),
+        ("QUERY_MAX_RESULT_ROWS", LIMITED_MAX_RESULT_ROWS.to_string()),
+    ]
 }
 
 impl Target {
@@ -47,7 +67,13 @@ impl Target {
             profile,
             backend: None,
             namespace: unique_namespace(),
+            limited_query: None,
         }
+    }
+
+    pub fn with_limited_query(mut self, socket: impl Into<PathBuf>) -> Target {
+        self.limited_query = Some(socket.into());
+        self
     }
 
     pub fn with_peers(mut self, peers: Vec<PathBuf>) -> Target {
@@ -139,19 +165,27 @@ pub async fn run(target: &Target, filter: Option<&str>) -> Report {
     report
 }
 
-/// Deletes every key under the run's namespace.
+/// Deletes every key under the run's namespace, a bounded number at a
+/// time (the query cases leave a few hundred).
 async fn clean_up(target: &Target) -> Result<(), String> {
+    use futures_util::{StreamExt, TryStreamExt};
     let client = Client::new(&target.socket);
     let listing = client
         .list(&format!("{}/", target.namespace), Some(""))
         .await
         .map_err(|e| format!("listing for cleanup: {e}"))?;
-    for key in listing.keys {
-        match client.delete(&key, state_client::Condition::None).await {
-            Ok(()) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(format!("deleting {key}: {e}")),
-        }
-    }
-    Ok(())
+    futures_util::stream::iter(listing.keys)
+        .map(|key| {
+            let client = &client;
+            async move {
+                match client.delete(&key, state_client::Condition::None).await {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.is_not_found() => Ok(()),
+                    Err(e) => Err(format!("deleting {key}: {e}")),
+                }
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect()
+        .await
 }

@@ -88,8 +88,64 @@ pub enum Command {
         #[arg(long, requires = "attr")]
         set: Option<String>,
     },
+    /// Find JSON documents by filter, sort and page; prints the answer.
+    Query(QueryArgs),
     /// Load a running proxy and print throughput and latency as JSON.
     Bench(BenchArgs),
+}
+
+/// `state-proxy query`: the fields of a `POST /query` request.
+#[derive(Args, Debug, Clone)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Recursive key prefix, e.g. `results/`.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Filter as a JSON object, e.g. '{"status":"failed"}' or
+    /// '{"attempts":{"$gte":3}}'.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Sort field, `-field` for descending; repeat it or separate fields
+    /// with commas.
+    #[arg(long, allow_hyphen_values = true, value_delimiter = ',')]
+    pub sort: Vec<String>,
+    /// Rows to answer at most (0: the proxy's maximum).
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Rows to leave out first.
+    #[arg(long)]
+    pub offset: Option<u64>,
+    /// Also answer the key of each row.
+    #[arg(long)]
+    pub keys: bool,
+}
+
+impl QueryArgs {
+    /// The request body; only a filter that is not JSON is refused here,
+    /// everything else is the proxy's to judge.
+    pub fn request(&self) -> Result<serde_json::Value, String> {
+        let mut request = serde_json::Map::new();
+        request.insert("prefix".into(), self.prefix.clone().into());
+        if let Some(filter) = &self.filter {
+            let filter: serde_json::Value = serde_json::from_str(filter)
+                .map_err(|e| format!("--filter is not valid JSON: {e}"))?;
+            request.insert("filter".into(), filter);
+        }
+        if !self.sort.is_empty() {
+            request.insert("sort".into(), self.sort.clone().into());
+        }
+        if let Some(limit) = self.limit {
+            request.insert("limit".into(), limit.into());
+        }
+        if let Some(offset) = self.offset {
+            request.insert("offset".into(), offset.into());
+        }
+        if self.keys {
+            request.insert("keys".into(), true.into());
+        }
+        Ok(request.into())
+    }
 }
 
 /// The socket of the proxy to talk to.
@@ -174,6 +230,14 @@ async fn run_client_command(command: Command) -> Result<(), ClientError> {
             let condition = if_match.map_or(Condition::None, Condition::IfMatch);
             Client::new(&target.socket).delete(&key, condition).await
         }
+        Command::Query(args) => {
+            let request = args.request().map_err(ClientError::Local)?;
+            let answer = Client::new(&args.target.socket).query(&request).await?;
+            let text = serde_json::to_string_pretty(&answer)
+                .map_err(|e| ClientError::Local(format!("printing the answer: {e}")))?;
+            println!("{text}");
+            Ok(())
+        }
         Command::Meta {
             target,
             key,
@@ -248,4 +312,67 @@ async fn put(
 
 fn local(path: &std::path::Path, e: std::io::Error) -> ClientError {
     ClientError::Local(format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(args: &[&str]) -> serde_json::Value {
+        let cli = Cli::try_parse_from(args).unwrap();
+        let Some(Command::Query(query)) = cli.command else {
+            panic!("not a query command");
+        };
+        query.request().unwrap()
+    }
+
+    #[test]
+    fn query_flags_become_the_request() {
+        assert_eq!(
+            request(&[
+                "state-proxy",
+                "query",
+                "--socket",
+                "/tmp/s.sock",
+                "--prefix",
+                "results/",
+                "--filter",
+                r#"{"status":"failed"}"#,
+                "--sort",
+                "-updated_at",
+                "--sort",
+                "name,-n",
+                "--limit",
+                "20",
+                "--offset",
+                "40",
+                "--keys",
+            ]),
+            json!({
+                "prefix": "results/",
+                "filter": {"status": "failed"},
+                "sort": ["-updated_at", "name", "-n"],
+                "limit": 20,
+                "offset": 40,
+                "keys": true,
+            })
+        );
+        assert_eq!(request(&["state-proxy", "query"]), json!({"prefix": ""}));
+    }
+
+    #[test]
+    fn a_filter_that_is_not_json_is_refused_before_sending() {
+        let cli =
+            Cli::try_parse_from(["state-proxy", "query", "--filter", "status=failed"]).unwrap();
+        let Some(Command::Query(query)) = cli.command else {
+            panic!("not a query command");
+        };
+        assert!(
+            query
+                .request()
+                .unwrap_err()
+                .contains("--filter is not valid JSON")
+        );
+    }
 }

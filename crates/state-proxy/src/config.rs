@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{ArgAction, Args, ValueEnum};
 
 use crate::mode::{Consistency, ModeOptions};
+use crate::query::QueryLimits;
 
 /// The backends a connector name can name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,6 +135,47 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub backend: BackendArgs,
+
+    #[command(flatten)]
+    pub query: QueryArgs,
+}
+
+/// Bounds of `POST /query` (names and defaults of the original proxy).
+#[derive(Args, Clone, Debug)]
+pub struct QueryArgs {
+    /// Keys of a query's listing that are considered; a longer listing is
+    /// cut (byte order) and the answer says `truncated`.
+    #[arg(long, env = "QUERY_MAX_KEYS", default_value = "10000", value_parser = parse_count)]
+    pub query_max_keys: usize,
+
+    /// Objects a query reads at most; beyond, the answer says `truncated`.
+    #[arg(long, env = "QUERY_MAX_FETCH_KEYS", default_value = "1000", value_parser = parse_count)]
+    pub query_max_fetch_keys: usize,
+
+    /// Bytes a query reads at most, in total (bytes, or with a
+    /// KiB/MiB/GiB suffix); beyond, the answer says `truncated`.
+    #[arg(long, env = "QUERY_MAX_FETCH_BYTES", default_value = "268435456", value_parser = parse_size)]
+    pub query_max_fetch_bytes: u64,
+
+    /// Largest `limit` of a query, and what `limit` 0 means.
+    #[arg(long, env = "QUERY_MAX_RESULT_ROWS", default_value = "10000", value_parser = parse_count)]
+    pub query_max_result_rows: usize,
+
+    /// Objects a query reads at the same time.
+    #[arg(long, env = "QUERY_FETCH_CONCURRENCY", default_value = "32", value_parser = parse_count)]
+    pub query_fetch_concurrency: usize,
+}
+
+impl QueryArgs {
+    pub fn limits(&self) -> QueryLimits {
+        QueryLimits {
+            max_keys: self.query_max_keys,
+            max_fetch_keys: self.query_max_fetch_keys,
+            max_fetch_bytes: self.query_max_fetch_bytes,
+            max_result_rows: self.query_max_result_rows,
+            fetch_concurrency: self.query_fetch_concurrency,
+        }
+    }
 }
 
 /// Settings of the remote backends (each store reads its own).
@@ -239,6 +281,14 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{text}' is not a size such as 1048576, 512KiB or 64MiB"))
 }
 
+/// A positive whole number (a count of keys, rows, reads).
+pub fn parse_count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(count) if count > 0 => Ok(count),
+        _ => Err(format!("'{text}' is not a positive whole number")),
+    }
+}
+
 pub fn parse_seconds(text: &str) -> Result<Duration, String> {
     text.trim()
         .parse::<f64>()
@@ -301,6 +351,50 @@ mod tests {
         assert!(blank.require_bucket("gcs").is_err());
     }
 
+    #[derive(clap::Parser, Debug)]
+    struct QueryFlags {
+        #[command(flatten)]
+        query: QueryArgs,
+    }
+
+    #[test]
+    fn query_limits_default_to_the_protocol_and_refuse_nonsense() {
+        use clap::Parser;
+        let defaults = QueryFlags::try_parse_from(["x"]).unwrap().query.limits();
+        assert_eq!(defaults, QueryLimits::default());
+        let set = QueryFlags::try_parse_from([
+            "x",
+            "--query-max-keys=50",
+            "--query-max-fetch-keys=40",
+            "--query-max-fetch-bytes=4KiB",
+            "--query-max-result-rows=10",
+        ])
+        .unwrap()
+        .query
+        .limits();
+        assert_eq!(
+            (
+                set.max_keys,
+                set.max_fetch_keys,
+                set.max_fetch_bytes,
+                set.max_result_rows
+            ),
+            (50, 40, 4096, 10)
+        );
+        for bad in [
+            "--query-max-keys=0",
+            "--query-max-fetch-keys=many",
+            "--query-max-fetch-bytes=-1",
+            "--query-max-result-rows=1.5",
+        ] {
+            let error = QueryFlags::try_parse_from(["x", bad])
+                .unwrap_err()
+                .to_string();
+            let flag = bad.split('=').next().unwrap();
+            assert!(error.contains(flag), "{bad}: {error}");
+        }
+    }
+
     #[test]
     fn sizes_and_modes() {
         assert_eq!(parse_size("1048576"), Ok(1 << 20));
@@ -313,6 +407,10 @@ mod tests {
         assert_eq!(parse_octal_mode("0o600"), Ok(0o600));
         assert!(parse_octal_mode("999").is_err());
         assert_eq!(parse_seconds("2.5"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_count("1000"), Ok(1000));
+        assert!(parse_count("0").is_err());
+        assert!(parse_count("-5").is_err());
+        assert!(parse_count("1e3").is_err());
         assert!(parse_seconds("-1").is_err());
     }
 }

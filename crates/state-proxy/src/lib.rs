@@ -12,6 +12,7 @@ pub mod http;
 pub mod key;
 pub mod logging;
 pub mod mode;
+pub mod query;
 pub mod serve;
 pub mod store;
 

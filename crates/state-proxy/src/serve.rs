@@ -53,7 +53,9 @@ pub fn open_store(args: &ServeArgs) -> Result<Arc<dyn Store>, String> {
 /// Builds the application a connector describes.
 pub fn build_app(args: &ServeArgs) -> Result<Arc<App>, String> {
     let store = open_store(args)?;
-    Ok(Arc::new(App::new(Mode::new(store, &args.mode_options()))))
+    let app =
+        App::new(Mode::new(store, &args.mode_options())).with_query_limits(args.query.limits());
+    Ok(Arc::new(app))
 }
 
 /// Serves until SIGTERM or SIGINT; `Err` is a start-up failure.

@@ -1,7 +1,9 @@
 //! The conformance suite against in-process servers on real sockets, for
 //! the embedded stores in every mode. Each test starts four servers over
 //! one backend (the peers the compare-and-swap cases need): for `fs`, four
-//! store instances on one directory, as four processes would be.
+//! store instances on one directory, as four processes would be. A fifth
+//! server on the same backend has the small query limits the query limit
+//! cases need.
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,7 @@ use conformance::backend::FsBackend;
 use conformance::{Profile, Target};
 use state_proxy::http::{App, Server};
 use state_proxy::mode::{Consistency, Mode, ModeOptions};
+use state_proxy::query::QueryLimits;
 use state_proxy::store::Store;
 use state_proxy::store::fs::{FsOptions, FsStore};
 use state_proxy::store::memory::MemoryStore;
@@ -23,6 +26,7 @@ const SERVERS: usize = 4;
 /// Servers running until dropped.
 struct Servers {
     sockets: Vec<PathBuf>,
+    limited_query: PathBuf,
     stops: Vec<oneshot::Sender<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -40,18 +44,32 @@ impl Servers {
         };
         let mut servers = Servers {
             sockets: Vec::new(),
+            limited_query: dir.join("proxy-limited-query.sock"),
             stops: Vec::new(),
             tasks: Vec::new(),
         };
-        for i in 0..SERVERS {
-            let socket = dir.join(format!("proxy-{i}.sock"));
-            let app = Arc::new(App::new(Mode::new(store(), &options)));
+        let limited = QueryLimits {
+            max_keys: conformance::LIMITED_MAX_KEYS,
+            max_fetch_bytes: conformance::LIMITED_MAX_FETCH_BYTES,
+            max_result_rows: conformance::LIMITED_MAX_RESULT_ROWS,
+            ..QueryLimits::default()
+        };
+        for i in 0..=SERVERS {
+            let (socket, limits) = if i < SERVERS {
+                (dir.join(format!("proxy-{i}.sock")), QueryLimits::default())
+            } else {
+                (servers.limited_query.clone(), limited.clone())
+            };
+            let app = App::new(Mode::new(store(), &options)).with_query_limits(limits);
+            let app = Arc::new(app);
             let server = Server::bind(&socket, 0o600, app, Duration::from_secs(5)).unwrap();
             let (stop, stopped) = oneshot::channel();
             servers.tasks.push(tokio::spawn(server.serve(async {
                 let _ = stopped.await;
             })));
-            servers.sockets.push(socket);
+            if i < SERVERS {
+                servers.sockets.push(socket);
+            }
             servers.stops.push(stop);
         }
         servers
@@ -78,7 +96,9 @@ fn target(connector: &str, servers: &Servers) -> Target {
     let profile = Profile::for_connector(connector)
         .unwrap()
         .with_body_limit(BODY_LIMIT);
-    Target::new(&servers.sockets[0], profile).with_peers(servers.sockets[1..].to_vec())
+    Target::new(&servers.sockets[0], profile)
+        .with_peers(servers.sockets[1..].to_vec())
+        .with_limited_query(&servers.limited_query)
 }
 
 async fn memory(connector: &str, consistency: Consistency) {

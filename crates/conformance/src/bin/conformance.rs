@@ -35,6 +35,12 @@ enum Mode {
         /// The proxy's body limit in bytes, to test 413.
         #[arg(long)]
         body_limit: Option<u64>,
+        /// A proxy on the same backend started with the environment of
+        /// conformance::limited_query_env (QUERY_MAX_KEYS=40,
+        /// QUERY_MAX_FETCH_BYTES=4096, QUERY_MAX_RESULT_ROWS=10), for the
+        /// query limit cases.
+        #[arg(long)]
+        limited_query_socket: Option<PathBuf>,
         /// Only cases whose name contains this.
         #[arg(long)]
         filter: Option<String>,
@@ -71,8 +77,19 @@ async fn main() -> ExitCode {
             peers,
             connector,
             body_limit,
+            limited_query_socket,
             filter,
-        } => run(socket, peers, &connector, body_limit, filter).await,
+        } => {
+            run(
+                socket,
+                peers,
+                &connector,
+                body_limit,
+                limited_query_socket,
+                filter,
+            )
+            .await
+        }
         Mode::Component {
             profile,
             proxy,
@@ -105,11 +122,15 @@ async fn run(
     peers: Vec<PathBuf>,
     connector: &str,
     body_limit: Option<u64>,
+    limited_query_socket: Option<PathBuf>,
     filter: Option<String>,
 ) -> Result<(), String> {
     let mut profile = Profile::for_connector(connector)?;
     profile.body_limit = body_limit;
-    let target = Target::new(socket, profile).with_peers(peers);
+    let mut target = Target::new(socket, profile).with_peers(peers);
+    if let Some(socket) = limited_query_socket {
+        target = target.with_limited_query(socket);
+    }
     verdict(&conformance::run(&target, filter.as_deref()).await)
 }
 
@@ -161,12 +182,27 @@ async fn component(
         let log = run_dir.join(format!("proxy-{i}.log"));
         proxies.push(Proxy::start(&binary, &env, socket, &log).await?);
     }
+    // One more on the same backend with small query limits.
+    let mut limited_env = env.clone();
+    limited_env.extend(
+        conformance::limited_query_env()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value)),
+    );
+    let limited = Proxy::start(
+        &binary,
+        &limited_env,
+        run_dir.join("proxy-limited-query.sock"),
+        &run_dir.join("proxy-limited-query.log"),
+    )
+    .await?;
     let (idle_rss_kib, _) = proxies[0].memory_kib().unwrap_or_default();
     let ready_ms = proxies[0].ready_after.as_secs_f64() * 1e3;
     println!("proxy ready after {ready_ms:.1} ms, idle RSS {idle_rss_kib} KiB");
 
     let mut target = Target::new(&proxies[0].socket, profile.clone())
-        .with_peers(proxies[1..].iter().map(|p| p.socket.clone()).collect());
+        .with_peers(proxies[1..].iter().map(|p| p.socket.clone()).collect())
+        .with_limited_query(&limited.socket);
     if let Some(backend) = backend {
         target = target.with_backend(backend);
     }
@@ -192,6 +228,9 @@ async fn component(
         if let Err(e) = proxy.stop().await {
             failures.push(format!("proxy {i}: {e}"));
         }
+    }
+    if let Err(e) = limited.stop().await {
+        failures.push(format!("limited-query proxy: {e}"));
     }
     if let Some(path) = results {
         let text = serde_json::to_string_pretty(&measures).expect("serializable");

@@ -6,6 +6,7 @@ mod consistency;
 mod keys;
 mod listing;
 mod meta;
+mod query;
 mod races;
 pub(crate) mod streaming;
 mod transport;
@@ -90,6 +91,7 @@ pub(crate) fn all() -> Vec<Case> {
         conditions::cases(),
         consistency::cases(),
         transport::cases(),
+        query::cases(),
         streaming::cases(),
         races::cases(),
     ]

@@ -17,7 +17,6 @@ pub(super) fn cases() -> Vec<Case> {
     vec![
         case!(unknown_routes_are_404),
         case!(wrong_methods_are_405_with_allow),
-        case!(query_is_answered_after_reading_the_body),
         case!(query_body_above_1mib_is_413),
         case!(body_above_the_limit_is_413, |t| !t.profile.streams()
             && t.profile.body_limit.is_some()),
@@ -64,33 +63,6 @@ async fn wrong_methods_are_405_with_allow(cx: &Ctx<'_>) -> Outcome {
             "{method} {path}: Allow is {allow:?}"
         );
     }
-    Ok(())
-}
-
-async fn query_is_answered_after_reading_the_body(cx: &Ctx<'_>) -> Outcome {
-    // Until queries exist, 501, but only after the body was read: the
-    // next request on the same connection must be understood.
-    let body = r#"{"prefix": "x/", "filter": {"status": "failed"}}"#;
-    let mut connection = RawConnection::open(&cx.target.socket).await?;
-    connection
-        .send(
-            format!(
-                "POST /query HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
-            .as_bytes(),
-        )
-        .await?;
-    let answer = connection.answer(false).await?;
-    expect_raw_error("POST /query", &answer, 501, "not_implemented")?;
-    connection
-        .send(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await?;
-    ensure_eq!(
-        connection.answer(false).await?.status,
-        200,
-        "request after the query"
-    );
     Ok(())
 }
 

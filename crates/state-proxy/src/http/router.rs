@@ -11,6 +11,7 @@ use super::errors::{error_response, json_error};
 use crate::error::{Error, Result};
 use crate::key::{Key, validate_list_prefix};
 use crate::mode::Mode;
+use crate::query::{self, Query, QueryLimits};
 use crate::store::{Body, Condition, Version};
 
 /// Largest `/meta` request body (`{"value": ...}`).
@@ -18,9 +19,11 @@ const META_BODY_MAX: u64 = 64 * 1024;
 /// Largest `/query` request body.
 pub const QUERY_BODY_MAX: u64 = 1 << 20;
 
-/// What the proxy serves: the mode (and through it the store).
+/// What the proxy serves: the mode (and through it the store), and the
+/// bounds of queries.
 pub struct App {
     mode: Mode,
+    query_limits: QueryLimits,
 }
 
 /// The resource a path names.
@@ -66,8 +69,17 @@ impl Route<'_> {
 }
 
 impl App {
+    /// An app with the default query limits.
     pub fn new(mode: Mode) -> App {
-        App { mode }
+        App {
+            mode,
+            query_limits: QueryLimits::default(),
+        }
+    }
+
+    pub fn with_query_limits(mut self, limits: QueryLimits) -> App {
+        self.query_limits = limits;
+        self
     }
 
     pub fn mode(&self) -> &Mode {
@@ -120,13 +132,7 @@ impl App {
             (Route::Meta(raw), &Method::PUT) => {
                 self.put_meta(&Key::from_path(raw)?, query, body).await
             }
-            (Route::Query, &Method::POST) => {
-                body.read_all(QUERY_BODY_MAX).await?;
-                Err(Error::NotImplemented(format!(
-                    "queries are not available on the {} connector yet",
-                    self.mode.store_info().name
-                )))
-            }
+            (Route::Query, &Method::POST) => self.query(body).await,
             (Route::Unknown, _) => Ok(json_error(
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -230,6 +236,23 @@ impl App {
                 prefixes: &listing.prefixes,
             },
         )
+    }
+
+    async fn query(&self, body: &mut RequestBody) -> Result<Response<ResponseBody>> {
+        let request = body.read_all(QUERY_BODY_MAX).await?;
+        let query = Query::parse(&request, &self.query_limits)?;
+        let started = std::time::Instant::now();
+        // Straight to the store, past the mode: see `query::run` for why.
+        let answer = query::run(self.mode.store().as_ref(), &query, &self.query_limits).await?;
+        tracing::debug!(
+            prefix = %query.prefix,
+            total = answer.total,
+            truncated = answer.truncated,
+            skipped = answer.skipped,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "query answered"
+        );
+        json(StatusCode::OK, &answer)
     }
 
     async fn get_meta(&self, key: &Key, query: Option<&str>) -> Result<Response<ResponseBody>> {
