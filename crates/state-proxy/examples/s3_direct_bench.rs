@@ -22,9 +22,7 @@ async fn main() {
     let endpoint = args
         .next()
         .unwrap_or_else(|| "http://127.0.0.1:5000".into());
-    let bucket = args
-        .next()
-        .unwrap_or_else(|| "asya-state-component".into());
+    let bucket = args.next().unwrap_or_else(|| "asya-state-component".into());
     let op = args.next().unwrap_or_else(|| "get".into());
     let concurrency: usize = args.next().map_or(16, |c| c.parse().expect("concurrency"));
     let seconds: f64 = args.next().map_or(5.0, |s| s.parse().expect("seconds"));
@@ -64,7 +62,10 @@ async fn main() {
                 while Instant::now() < deadline {
                     let began = Instant::now();
                     let ok = match op.as_str() {
-                        "put" => store.put(&path, PutPayload::from(value.clone())).await.is_ok(),
+                        "put" => store
+                            .put(&path, PutPayload::from(value.clone()))
+                            .await
+                            .is_ok(),
                         _ => match store.get(&path).await {
                             Ok(result) => result.bytes().await.is_ok(),
                             Err(_) => false,

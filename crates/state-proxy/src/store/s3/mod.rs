@@ -41,7 +41,7 @@ use object_store::{ClientOptions, RetryConfig};
 use reqwest::Response;
 use serde::Deserialize;
 
-use self::api::{Api, Call, Retry, header};
+use self::api::{Api, Call, IdleTimeout, Retry, header};
 use super::listing::ListingBuilder;
 use super::{
     AttrSpec, Body, Condition, Listing, Object, ObjectMeta, ObjectNames, Store, StoreInfo, Version,
@@ -432,8 +432,8 @@ impl Store for S3Store {
                 let timeout = self.api.timeout;
                 let stream = response
                     .bytes_stream()
-                    .map_err(move |e| api::transport_error(&e, "download", timeout))
-                    .boxed();
+                    .map_err(move |e| api::transport_error(&e, "download", timeout));
+                let stream = IdleTimeout::new(stream.boxed(), timeout, "download").boxed();
                 Ok(Object {
                     meta: ObjectMeta { size, version },
                     body: Body::Stream {

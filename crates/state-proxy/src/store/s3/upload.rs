@@ -14,6 +14,7 @@
 //!   aborts it in the background.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -178,7 +179,7 @@ struct MultipartUpload {
     api: Arc<Api>,
     name: String,
     upload_id: String,
-    finished: std::sync::atomic::AtomicBool,
+    finished: AtomicBool,
 }
 
 impl MultipartUpload {
@@ -203,7 +204,7 @@ impl MultipartUpload {
             api,
             name,
             upload_id: started.upload_id,
-            finished: std::sync::atomic::AtomicBool::new(false),
+            finished: AtomicBool::new(false),
         })
     }
 
@@ -280,8 +281,7 @@ impl MultipartUpload {
         };
         match result {
             Ok(done) => {
-                self.finished
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                self.finished.store(true, Ordering::Relaxed);
                 Ok(Version::new(done.etag))
             }
             Err(error) => Err(precondition_of(condition, error)),
@@ -291,8 +291,7 @@ impl MultipartUpload {
     /// Abandons the upload; S3 frees its parts. Failures are only logged:
     /// the caller already has an error to answer with.
     async fn abort(&self) {
-        self.finished
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.finished.store(true, Ordering::Relaxed);
         abort(&self.api, &self.name, &self.upload_id).await;
     }
 }
@@ -321,7 +320,7 @@ async fn abort(api: &Api, name: &str, upload_id: &str) {
 
 impl Drop for MultipartUpload {
     fn drop(&mut self) {
-        if self.finished.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.finished.load(Ordering::Relaxed) {
             return;
         }
         // The request was cancelled midway: abort without blocking.
