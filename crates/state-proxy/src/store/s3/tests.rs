@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use object_store::aws::AmazonS3Builder;
@@ -54,6 +55,12 @@ enum Reply {
     },
     /// Never answers: a hung backend.
     Hang,
+    /// Answers 200 with these headers, sends `first`, then nothing more:
+    /// a backend that stalls midway through a download.
+    Stall {
+        headers: Vec<(&'static str, String)>,
+        first: Vec<u8>,
+    },
 }
 
 fn empty(status: u16, headers: Vec<(&'static str, String)>) -> Reply {
@@ -167,7 +174,7 @@ async fn answer(
     request: http::Request<hyper::body::Incoming>,
     handler: &Handler,
     seen: &Mutex<Vec<Recorded>>,
-) -> http::Response<Full<Bytes>> {
+) -> http::Response<BoxBody<Bytes, Infallible>> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
     let query = parts
@@ -187,21 +194,26 @@ async fn answer(
         seen.push(recorded.clone());
         seen.len() - 1
     };
-    match handler(&recorded, index) {
+    let (status, headers, body) = match handler(&recorded, index) {
         Reply::Hang => std::future::pending().await,
         Reply::Answer {
             status,
             headers,
             body,
-        } => {
-            let mut response = http::Response::new(Full::new(Bytes::from(body)));
-            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
-            for (name, value) in headers {
-                response.headers_mut().insert(name, value.parse().unwrap());
-            }
-            response
+        } => (status, headers, Full::new(Bytes::from(body)).boxed()),
+        Reply::Stall { headers, first } => {
+            let frames =
+                futures_util::stream::iter([Ok(hyper::body::Frame::data(Bytes::from(first)))])
+                    .chain(futures_util::stream::pending());
+            (200, headers, BodyExt::boxed(StreamBody::new(frames)))
         }
+    };
+    let mut response = http::Response::new(body);
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+    for (name, value) in headers {
+        response.headers_mut().insert(name, value.parse().unwrap());
     }
+    response
 }
 
 fn key(k: &str) -> Key {
@@ -1079,7 +1091,37 @@ fn production_requests_are_virtual_hosted_on_the_regional_endpoint() {
 }
 
 #[tokio::test]
-async fn a_download_that_stalls_midway_times_out() {
+async fn a_download_from_a_backend_that_stalls_midway_times_out() {
+    let fake = FakeS3::start(|_, _| Reply::Stall {
+        headers: vec![
+            ("etag", "\"1\"".to_owned()),
+            ("content-length", "100".to_owned()),
+        ],
+        first: b"only ten b".to_vec(),
+    })
+    .await;
+    let store = fake.store_with("", Duration::from_millis(300));
+    let object = store.get(&key("k")).await.unwrap();
+    assert_eq!(object.meta.size, 100);
+    let Body::Stream { mut stream, .. } = object.body else {
+        panic!("a sized download streams");
+    };
+    assert_eq!(stream.next().await.unwrap().unwrap(), "only ten b");
+    let started = Instant::now();
+    let stalled = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("the stalled download must end with an error, not hang")
+        .unwrap();
+    assert!(matches!(stalled, Err(Error::Timeout(_))), "{stalled:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_stream_that_stalls_midway_times_out() {
     let chunks = futures_util::stream::iter([Ok(Bytes::from_static(b"first"))])
         .chain(futures_util::stream::pending());
     let mut body =
