@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use state_client::Client;
 use tokio::process::{Child, Command};
 
-use crate::backend::{Backend, FsBackend, GcsBackend, RedisBackend};
+use crate::backend::{Backend, FsBackend, GcsBackend, RedisBackend, S3Backend};
 use crate::profile::Profile;
 
 /// Environment of a profile: `KEY=VALUE` lines, `#` comments, `${NAME}`
@@ -192,6 +192,7 @@ pub fn backend_for(
                 .ok_or("the gcs profile must set STATE_BUCKET")?,
             &prefix,
         )?)),
+        "s3" => Some(Arc::new(S3Backend::from_env(env)?)),
         _ => None,
     })
 }

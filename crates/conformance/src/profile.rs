@@ -85,7 +85,8 @@ impl Profile {
                     read_only("version"),
                     read_only("storage_class"),
                 ],
-                false,
+                // DeleteObject with If-Match (S3 since 2024, moto 5.2.5).
+                true,
             ),
             "gcs" => (
                 true,

@@ -11,6 +11,7 @@ use crate::store::fs::{FsOptions, FsStore};
 use crate::store::gcs::{GcsOptions, GcsStore};
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisOptions, RedisStore};
+use crate::store::s3::{S3Options, S3Store};
 
 /// Opens the store a connector names, or says why it cannot.
 pub fn open_store(args: &ServeArgs) -> Result<Arc<dyn Store>, String> {
@@ -42,11 +43,9 @@ pub fn open_store(args: &ServeArgs) -> Result<Arc<dyn Store>, String> {
         StoreKind::Gcs => GcsOptions::from_args(&args.backend, &args.prefix)
             .and_then(|options| GcsStore::new(options).map_err(|e| e.to_string()))
             .map(|store| Arc::new(store) as Arc<dyn Store>),
-        other => Err(format!(
-            "connector {}: the {} store is not available in this build; available stores: memory, fs, gcs, redis",
-            args.connector,
-            other.name()
-        )),
+        StoreKind::S3 => S3Options::from_args(&args.backend, &args.prefix)
+            .and_then(S3Store::new)
+            .map(|store| Arc::new(store) as Arc<dyn Store>),
     }
 }
 

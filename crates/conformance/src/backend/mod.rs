@@ -4,6 +4,7 @@
 pub mod fs;
 pub mod gcs;
 pub mod redis;
+pub mod s3;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +12,7 @@ use std::pin::Pin;
 pub use fs::FsBackend;
 pub use gcs::GcsBackend;
 pub use redis::RedisBackend;
+pub use s3::S3Backend;
 
 pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
 

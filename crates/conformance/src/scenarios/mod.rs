@@ -4,6 +4,7 @@
 
 pub mod gcs;
 mod redis;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -67,6 +68,11 @@ pub async fn run(
         let (gcs_measures, gcs_failures) = gcs::run(env, proxies, namespace).await;
         measures["gcs"] = gcs_measures;
         failures.extend(gcs_failures);
+    }
+    if profile.store == "s3" {
+        let (s3_measures, s3_failures) = s3::run(profile, env, proxies, namespace).await;
+        measures["s3"] = s3_measures;
+        failures.extend(s3_failures);
     }
     (measures, failures)
 }

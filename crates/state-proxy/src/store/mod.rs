@@ -18,6 +18,7 @@ pub mod gcs;
 pub mod listing;
 pub mod memory;
 pub mod redis;
+pub mod s3;
 
 use std::fmt;
 use std::pin::Pin;
