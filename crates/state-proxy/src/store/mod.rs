@@ -15,6 +15,7 @@
 
 pub mod fs;
 pub mod gcs;
+pub mod idle_timeout;
 pub mod listing;
 pub mod memory;
 pub mod redis;

@@ -54,9 +54,10 @@ impl Api {
         let http = reqwest::Client::builder()
             .user_agent(concat!("asya-state-proxy/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeout)
-            // Bounds every read of a streamed download; whole answers are
-            // also bounded by the deadline of `send`.
-            .read_timeout(timeout)
+            // No read timeout here: reqwest's counts the time between two
+            // chunks even while the consumer is not reading, which would
+            // cut off a slow client's download. Whole answers are bounded
+            // by the deadline of `send`, streamed ones by `store::idle_timeout`.
             .build()
             .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
         Ok(Api {
@@ -222,7 +223,7 @@ fn retryable(status: StatusCode) -> bool {
     matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
 }
 
-fn timed_out(what: &str, timeout: Duration) -> Error {
+pub(crate) fn timed_out(what: &str, timeout: Duration) -> Error {
     Error::Timeout(format!(
         "GCS {what}: no answer within {:.1} s (STATE_BACKEND_TIMEOUT_SECS)",
         timeout.as_secs_f64()

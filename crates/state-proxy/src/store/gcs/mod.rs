@@ -35,6 +35,7 @@ use serde::Deserialize;
 use self::api::{Api, Retry, header};
 use self::auth::{Auth, signing_error};
 use self::sign::{MAX_EXPIRES_SECS, UrlToSign};
+use super::idle_timeout::IdleTimeout;
 use super::listing::ListingBuilder;
 use super::{
     AttrSpec, Body, Condition, Listing, Object, ObjectMeta, ObjectNames, Store, StoreInfo, Version,
@@ -396,8 +397,10 @@ impl Store for GcsStore {
                 let timeout = self.api.timeout;
                 let stream = response
                     .bytes_stream()
-                    .map_err(move |e| api::transport_error(&e, "download", timeout))
-                    .boxed();
+                    .map_err(move |e| api::transport_error(&e, "download", timeout));
+                let stream =
+                    IdleTimeout::new(stream.boxed(), timeout, |t| api::timed_out("download", t))
+                        .boxed();
                 Ok(Object {
                     meta: ObjectMeta { size, version },
                     body: Body::Stream {

@@ -13,13 +13,9 @@
 //! would apply its change twice. Every attempt and pause fits in one
 //! deadline, the backend timeout.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::Stream;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use object_store::aws::{AwsAuthorizer, AwsCredentialProvider};
 use object_store::client::{HttpRequest, HttpRequestBody};
@@ -115,7 +111,7 @@ impl Api {
             // No read timeout here: reqwest's counts the time between two
             // chunks even while the consumer is not reading, which would
             // cut off a slow client's download. Whole answers are bounded
-            // by the deadline of `send`, streamed ones by `IdleTimeout`.
+            // by the deadline of `send`, streamed ones by `store::idle_timeout`.
             .build()
             .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
         let root = match endpoint {
@@ -403,51 +399,6 @@ pub(crate) fn transport_error(error: &reqwest::Error, what: &str, timeout: Durat
         Error::Internal(format!("S3 {what}: {message}"))
     } else {
         Error::Unavailable(format!("S3 {what}: unreachable: {message}"))
-    }
-}
-
-/// A streamed answer body that fails with [`Error::Timeout`] when S3 sends
-/// nothing for the backend timeout while the consumer is waiting for it.
-/// Time the consumer spends not asking (a slow client downstream) does not
-/// count.
-pub(crate) struct IdleTimeout<S> {
-    inner: S,
-    timeout: Duration,
-    what: &'static str,
-    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl<S> IdleTimeout<S> {
-    pub fn new(inner: S, timeout: Duration, what: &'static str) -> Self {
-        IdleTimeout {
-            inner,
-            timeout,
-            what,
-            waiting: None,
-        }
-    }
-}
-
-impl<S: Stream<Item = Result<Bytes>> + Unpin> Stream for IdleTimeout<S> {
-    type Item = Result<Bytes>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if let Poll::Ready(item) = Pin::new(&mut this.inner).poll_next(cx) {
-            this.waiting = None;
-            return Poll::Ready(item);
-        }
-        let timeout = this.timeout;
-        let sleep = this
-            .waiting
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => {
-                this.waiting = None;
-                Poll::Ready(Some(Err(timed_out(this.what, timeout))))
-            }
-            Poll::Pending => Poll::Pending,
-        }
     }
 }
 

@@ -41,7 +41,8 @@ use object_store::{ClientOptions, RetryConfig};
 use reqwest::Response;
 use serde::Deserialize;
 
-use self::api::{Api, Call, IdleTimeout, Retry, header};
+use self::api::{Api, Call, Retry, header};
+use super::idle_timeout::IdleTimeout;
 use super::listing::ListingBuilder;
 use super::{
     AttrSpec, Body, Condition, Listing, Object, ObjectMeta, ObjectNames, Store, StoreInfo, Version,
@@ -433,7 +434,9 @@ impl Store for S3Store {
                 let stream = response
                     .bytes_stream()
                     .map_err(move |e| api::transport_error(&e, "download", timeout));
-                let stream = IdleTimeout::new(stream.boxed(), timeout, "download").boxed();
+                let stream =
+                    IdleTimeout::new(stream.boxed(), timeout, |t| api::timed_out("download", t))
+                        .boxed();
                 Ok(Object {
                     meta: ObjectMeta { size, version },
                     body: Body::Stream {
