@@ -68,6 +68,8 @@ static INFO: StoreInfo = StoreInfo {
     ],
     conditional_delete: true,
     nested_keys: false,
+    ttl: false,
+    query: false,
 };
 
 /// Options of the `fs` store.

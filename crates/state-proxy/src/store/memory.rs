@@ -32,6 +32,8 @@ static INFO: StoreInfo = StoreInfo {
     ],
     conditional_delete: true,
     nested_keys: true,
+    ttl: false,
+    query: false,
 };
 
 struct Entry {

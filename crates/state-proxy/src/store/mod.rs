@@ -15,6 +15,7 @@
 
 pub mod fs;
 pub mod gcs;
+pub mod instrumented;
 pub mod listing;
 pub mod memory;
 pub mod redis;
@@ -135,6 +136,10 @@ pub struct StoreInfo {
     /// `a` and `a/c` can exist side by side (object stores can, a file
     /// system cannot).
     pub nested_keys: bool,
+    /// Objects can be given a time to live (through an attribute).
+    pub ttl: bool,
+    /// `POST /query` is served.
+    pub query: bool,
 }
 
 /// Maps keys to backend object names under a configured prefix, the

@@ -37,6 +37,8 @@ static INFO: StoreInfo = StoreInfo {
     }],
     conditional_delete: true,
     nested_keys: true,
+    ttl: true,
+    query: false,
 };
 
 /// Values at least this large are hashed off the async threads.

@@ -80,6 +80,8 @@ static INFO: StoreInfo = StoreInfo {
     ],
     conditional_delete: true,
     nested_keys: true,
+    ttl: false,
+    query: false,
 };
 
 /// Settings of the `gcs` store.
