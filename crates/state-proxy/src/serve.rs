@@ -104,7 +104,9 @@ pub async fn run(args: ServeArgs, started: std::time::Instant) -> Result<(), Str
     // period included, and stops with it.
     let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     let metrics_task = metrics_listener.map(|listener| {
-        tracing::info!(addr = ?listener.local_addr(), "serving /metrics over TCP");
+        if let Some(addr) = listener.local_addr() {
+            tracing::info!(%addr, "serving /metrics over TCP");
+        }
         tokio::spawn(listener.serve(Arc::clone(app.metrics()), async {
             let _ = metrics_stopped.await;
         }))
