@@ -15,7 +15,7 @@ use super::errors::{error_response, json_error};
 use crate::capabilities::Capabilities;
 use crate::error::{Error, Result};
 use crate::key::{Key, validate_list_prefix};
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, Metrics, RouteName};
 use crate::mode::Mode;
 use crate::readiness::{self, Readiness};
 use crate::selftest::SelftestReport;
@@ -86,17 +86,17 @@ impl Route<'_> {
 
     /// The route's name in metrics: never the key, so the number of
     /// series stays bounded.
-    fn label(&self) -> &'static str {
+    fn label(&self) -> RouteName {
         match self {
-            Route::Healthz => "healthz",
-            Route::Readyz => "readyz",
-            Route::Capabilities => "capabilities",
-            Route::Metrics => "metrics",
-            Route::KeysRoot => "keys",
-            Route::Key(_) => "key",
-            Route::Meta(_) => "meta",
-            Route::Query => "query",
-            Route::Unknown => "unknown",
+            Route::Healthz => RouteName::Healthz,
+            Route::Readyz => RouteName::Readyz,
+            Route::Capabilities => RouteName::Capabilities,
+            Route::Metrics => RouteName::Metrics,
+            Route::KeysRoot => RouteName::Keys,
+            Route::Key(_) => RouteName::Key,
+            Route::Meta(_) => RouteName::Meta,
+            Route::Query => RouteName::Query,
+            Route::Unknown => RouteName::Unknown,
         }
     }
 }
@@ -165,9 +165,10 @@ impl App {
         })
         .await;
         let elapsed = started.elapsed();
-        response
-            .headers_mut()
-            .insert("server-timing", timing::server_timing(backend, elapsed));
+        response.headers_mut().insert(
+            timing::SERVER_TIMING,
+            timing::server_timing(backend, elapsed),
+        );
         self.metrics.count_received(body.received());
         self.metrics
             .record_request(route_label, &parts.method, response.status(), elapsed);
@@ -183,18 +184,18 @@ impl App {
     fn count_sent(&self, body: ResponseBody) -> ResponseBody {
         match body {
             ResponseBody::Stream { stream, size } => {
-                let sent = self.metrics.sent_bytes().clone();
+                let metrics = Arc::clone(&self.metrics);
                 let stream = stream
                     .inspect(move |chunk| {
                         if let Ok(data) = chunk {
-                            sent.inc_by(data.len() as u64);
+                            metrics.count_sent(data.len() as u64);
                         }
                     })
                     .boxed();
                 ResponseBody::Stream { stream, size }
             }
             ResponseBody::Full(Some(bytes)) => {
-                self.metrics.sent_bytes().inc_by(bytes.len() as u64);
+                self.metrics.count_sent(bytes.len() as u64);
                 ResponseBody::Full(Some(bytes))
             }
             other => other,
@@ -510,7 +511,7 @@ mod tests {
         assert_eq!(Route::parse("/readyz"), Route::Readyz);
         assert_eq!(Route::parse("/capabilities"), Route::Capabilities);
         assert_eq!(Route::parse("/metrics"), Route::Metrics);
-        assert_eq!(Route::parse("/keys/metrics").label(), "key");
+        assert_eq!(Route::parse("/keys/metrics").label(), RouteName::Key);
         assert_eq!(Route::parse("/keys/"), Route::KeysRoot);
         assert_eq!(Route::parse("/keys"), Route::KeysRoot);
         assert_eq!(Route::parse("/keys/a/b"), Route::Key("a/b"));

@@ -1,9 +1,17 @@
-//! Prometheus metrics of one proxy: the registry and its typed families.
+//! Prometheus metrics of one proxy: the registry and its families.
 //!
 //! Every label has a bounded set of values (the route's name, never the
 //! key; the method; the status; the backend operation and an error code),
 //! so a busy proxy cannot grow the registry without bound. The names and
 //! their meaning are listed in docs/operations.md.
+//!
+//! The series written on every request live in index-addressed, per-thread
+//! sharded tables ([`sharded`]) that a collector turns into the
+//! exposition at scrape time: no label set is hashed and no cache line is
+//! shared between cores on the request path. Only series that occurred
+//! are exported.
+
+mod sharded;
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,13 +19,13 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use self::sharded::{Cells, Histograms};
 use crate::error::Error;
 use crate::mode::RememberedVersions;
 
@@ -28,10 +36,55 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 /// Upper bounds of the latency buckets, in seconds: from 50 µs (a memory
 /// store answers in tens of microseconds) to 30 s (the default backend
 /// timeout).
-const LATENCY_BUCKETS: [f64; 18] = [
+static LATENCY_BUCKETS: [f64; 18] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0, 2.5, 5.0, 10.0, 30.0,
 ];
+
+/// The routes, as the request metrics label them (never the key, so the
+/// number of series stays bounded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteName {
+    Healthz,
+    Readyz,
+    Capabilities,
+    Metrics,
+    /// The listing, `/keys/`.
+    Keys,
+    /// One key, `/keys/{key}`.
+    Key,
+    Meta,
+    Query,
+    Unknown,
+}
+
+impl RouteName {
+    const ALL: [RouteName; 9] = [
+        RouteName::Healthz,
+        RouteName::Readyz,
+        RouteName::Capabilities,
+        RouteName::Metrics,
+        RouteName::Keys,
+        RouteName::Key,
+        RouteName::Meta,
+        RouteName::Query,
+        RouteName::Unknown,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RouteName::Healthz => "healthz",
+            RouteName::Readyz => "readyz",
+            RouteName::Capabilities => "capabilities",
+            RouteName::Metrics => "metrics",
+            RouteName::Keys => "keys",
+            RouteName::Key => "key",
+            RouteName::Meta => "meta",
+            RouteName::Query => "query",
+            RouteName::Unknown => "unknown",
+        }
+    }
+}
 
 /// The calls of the `Store` trait, as the backend histogram labels them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +100,17 @@ pub enum BackendOperation {
 }
 
 impl BackendOperation {
+    const ALL: [BackendOperation; 8] = [
+        BackendOperation::Get,
+        BackendOperation::Head,
+        BackendOperation::Put,
+        BackendOperation::Delete,
+        BackendOperation::List,
+        BackendOperation::GetAttr,
+        BackendOperation::SetAttr,
+        BackendOperation::Probe,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             BackendOperation::Get => "get",
@@ -61,11 +125,85 @@ impl BackendOperation {
     }
 }
 
+/// The method labels: the methods the protocol serves, then `other`.
+const METHODS: [&str; 6] = ["GET", "HEAD", "PUT", "DELETE", "POST", "other"];
+
+fn method_index(method: &Method) -> usize {
+    match *method {
+        Method::GET => 0,
+        Method::HEAD => 1,
+        Method::PUT => 2,
+        Method::DELETE => 3,
+        Method::POST => 4,
+        _ => 5,
+    }
+}
+
+/// The statuses the proxy answers with; anything else is counted under
+/// the label `other`.
+const STATUSES: [&str; 15] = [
+    "200", "204", "400", "403", "404", "405", "409", "412", "413", "500", "501", "502", "503",
+    "504", "other",
+];
+
+fn status_index(status: StatusCode) -> usize {
+    match status.as_u16() {
+        200 => 0,
+        204 => 1,
+        400 => 2,
+        403 => 3,
+        404 => 4,
+        405 => 5,
+        409 => 6,
+        412 => 7,
+        413 => 8,
+        500 => 9,
+        501 => 10,
+        502 => 11,
+        503 => 12,
+        504 => 13,
+        _ => 14,
+    }
+}
+
+/// The outcome labels of backend calls: `ok`, then the error codes.
+const OUTCOMES: [&str; 12] = [
+    "ok",
+    "bad_request",
+    "unsupported_attribute",
+    "permission_denied",
+    "key_not_found",
+    "conflict",
+    "precondition_failed",
+    "payload_too_large",
+    "not_implemented",
+    "unavailable",
+    "timeout",
+    "internal_error",
+];
+
+fn outcome_index<T>(result: &Result<T, Error>) -> usize {
+    match result {
+        Ok(_) => 0,
+        Err(Error::BadRequest(_)) => 1,
+        Err(Error::UnsupportedAttribute(_)) => 2,
+        Err(Error::PermissionDenied(_)) => 3,
+        Err(Error::KeyNotFound(_)) => 4,
+        Err(Error::Conflict(_)) => 5,
+        Err(Error::PreconditionFailed(_)) => 6,
+        Err(Error::PayloadTooLarge(_)) => 7,
+        Err(Error::NotImplemented(_)) => 8,
+        Err(Error::Unavailable(_)) => 9,
+        Err(Error::Timeout(_)) => 10,
+        Err(Error::Internal(_)) => 11,
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: &'static str,
     method: &'static str,
-    status: u16,
+    status: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -81,20 +219,40 @@ struct BackendLabels {
     outcome: &'static str,
 }
 
-type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+/// Index of the received and sent byte counters in [`Hot::bytes`].
+const RECEIVED: usize = 0;
+const SENT: usize = 1;
 
-fn latency_histogram() -> Histogram {
-    Histogram::new(LATENCY_BUCKETS)
+/// The series written on the request path.
+struct Hot {
+    /// By route × method × status.
+    requests: Cells,
+    /// By route × method.
+    request_latency: Histograms,
+    /// By operation × outcome.
+    backend_latency: Histograms,
+    bytes: Cells,
+}
+
+impl Hot {
+    fn new() -> Hot {
+        let routes = RouteName::ALL.len();
+        Hot {
+            requests: Cells::new(routes * METHODS.len() * STATUSES.len()),
+            request_latency: Histograms::new(&LATENCY_BUCKETS, routes * METHODS.len()),
+            backend_latency: Histograms::new(
+                &LATENCY_BUCKETS,
+                BackendOperation::ALL.len() * OUTCOMES.len(),
+            ),
+            bytes: Cells::new(2),
+        }
+    }
 }
 
 /// The metrics of one proxy process.
 pub struct Metrics {
     registry: Registry,
-    requests: Family<RequestLabels, Counter>,
-    request_duration: HistogramFamily<LatencyLabels>,
-    backend_duration: HistogramFamily<BackendLabels>,
-    received_bytes: Counter,
-    sent_bytes: Counter,
+    hot: Arc<Hot>,
     conflicts: Counter,
     precondition_failures: Counter,
 }
@@ -104,42 +262,8 @@ impl Metrics {
     /// a compare-and-swap proxy, read at each scrape.
     pub fn new(remembered: Option<Arc<RememberedVersions>>) -> Metrics {
         let mut registry = Registry::with_prefix("state_proxy");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "requests",
-            "Requests answered, by route, method and status",
-            requests.clone(),
-        );
-        let request_duration: HistogramFamily<LatencyLabels> =
-            Family::new_with_constructor(latency_histogram);
-        registry.register_with_unit(
-            "request_duration",
-            "Time from a request's arrival to its response headers, by route and method",
-            Unit::Seconds,
-            request_duration.clone(),
-        );
-        let backend_duration: HistogramFamily<BackendLabels> =
-            Family::new_with_constructor(latency_histogram);
-        registry.register_with_unit(
-            "backend_duration",
-            "Time spent in calls to the storage backend, by operation and outcome",
-            Unit::Seconds,
-            backend_duration.clone(),
-        );
-        let received_bytes = Counter::default();
-        registry.register_with_unit(
-            "received",
-            "Request body bytes read from clients",
-            Unit::Bytes,
-            received_bytes.clone(),
-        );
-        let sent_bytes = Counter::default();
-        registry.register_with_unit(
-            "sent",
-            "Response body bytes handed to clients",
-            Unit::Bytes,
-            sent_bytes.clone(),
-        );
+        let hot = Arc::new(Hot::new());
+        registry.register_collector(Box::new(HotCollector(Arc::clone(&hot))));
         let conflicts = Counter::default();
         registry.register(
             "conflicts",
@@ -157,11 +281,7 @@ impl Metrics {
         }
         Metrics {
             registry,
-            requests,
-            request_duration,
-            backend_duration,
-            received_bytes,
-            sent_bytes,
+            hot,
             conflicts,
             precondition_failures,
         }
@@ -170,22 +290,16 @@ impl Metrics {
     /// Counts one answered request and its latency.
     pub fn record_request(
         &self,
-        route: &'static str,
+        route: RouteName,
         method: &Method,
         status: StatusCode,
         elapsed: Duration,
     ) {
-        let method = method_label(method);
-        self.requests
-            .get_or_create(&RequestLabels {
-                route,
-                method,
-                status: status.as_u16(),
-            })
-            .inc();
-        self.request_duration
-            .get_or_create(&LatencyLabels { route, method })
-            .observe(elapsed.as_secs_f64());
+        let route_method = route as usize * METHODS.len() + method_index(method);
+        self.hot
+            .requests
+            .add(route_method * STATUSES.len() + status_index(status), 1);
+        self.hot.request_latency.observe(route_method, elapsed);
         match status {
             StatusCode::CONFLICT => {
                 self.conflicts.inc();
@@ -204,28 +318,20 @@ impl Metrics {
         result: &Result<T, Error>,
         elapsed: Duration,
     ) {
-        let outcome = match result {
-            Ok(_) => "ok",
-            Err(error) => error.code(),
-        };
-        self.backend_duration
-            .get_or_create(&BackendLabels {
-                operation: operation.name(),
-                outcome,
-            })
-            .observe(elapsed.as_secs_f64());
+        let series = operation as usize * OUTCOMES.len() + outcome_index(result);
+        self.hot.backend_latency.observe(series, elapsed);
     }
 
     pub fn count_received(&self, bytes: u64) {
         if bytes > 0 {
-            self.received_bytes.inc_by(bytes);
+            self.hot.bytes.add(RECEIVED, bytes);
         }
     }
 
-    /// The counter of response bytes, for bodies that are counted as
-    /// they stream out.
-    pub fn sent_bytes(&self) -> &Counter {
-        &self.sent_bytes
+    pub fn count_sent(&self, bytes: u64) {
+        if bytes > 0 {
+            self.hot.bytes.add(SENT, bytes);
+        }
     }
 
     /// The text exposition of every metric.
@@ -237,16 +343,107 @@ impl Metrics {
     }
 }
 
-/// A bounded label for the method: the ones the protocol serves, or
-/// `other`.
-fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::POST => "POST",
-        _ => "other",
+/// Turns the sharded request-path tables into the exposition.
+struct HotCollector(Arc<Hot>);
+
+impl fmt::Debug for HotCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HotCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for HotCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let hot = &self.0;
+        let mut family = encoder.encode_descriptor(
+            "requests",
+            "Requests answered, by route, method and status",
+            None,
+            MetricType::Counter,
+        )?;
+        for (r, route) in RouteName::ALL.iter().enumerate() {
+            for (m, method) in METHODS.iter().enumerate() {
+                for (s, status) in STATUSES.iter().enumerate() {
+                    let count = hot
+                        .requests
+                        .get((r * METHODS.len() + m) * STATUSES.len() + s);
+                    if count > 0 {
+                        let labels = RequestLabels {
+                            route: route.name(),
+                            method,
+                            status,
+                        };
+                        ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+                    }
+                }
+            }
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "request_duration",
+            "Time from a request's arrival to its response headers, by route and method",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for (r, route) in RouteName::ALL.iter().enumerate() {
+            for (m, method) in METHODS.iter().enumerate() {
+                let snapshot = hot.request_latency.snapshot(r * METHODS.len() + m);
+                if snapshot.count > 0 {
+                    let labels = LatencyLabels {
+                        route: route.name(),
+                        method,
+                    };
+                    family
+                        .encode_family(&labels)?
+                        .encode_histogram::<NoLabelSet>(
+                            snapshot.sum_seconds,
+                            snapshot.count,
+                            &snapshot.buckets,
+                            None,
+                        )?;
+                }
+            }
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "backend_duration",
+            "Time spent in calls to the storage backend, by operation and outcome",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for (o, operation) in BackendOperation::ALL.iter().enumerate() {
+            for (x, outcome) in OUTCOMES.iter().enumerate() {
+                let snapshot = hot.backend_latency.snapshot(o * OUTCOMES.len() + x);
+                if snapshot.count > 0 {
+                    let labels = BackendLabels {
+                        operation: operation.name(),
+                        outcome,
+                    };
+                    family
+                        .encode_family(&labels)?
+                        .encode_histogram::<NoLabelSet>(
+                            snapshot.sum_seconds,
+                            snapshot.count,
+                            &snapshot.buckets,
+                            None,
+                        )?;
+                }
+            }
+        }
+
+        for (index, name, help) in [
+            (RECEIVED, "received", "Request body bytes read from clients"),
+            (SENT, "sent", "Response body bytes handed to clients"),
+        ] {
+            let counter = ConstCounter::new(hot.bytes.get(index));
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                Some(&Unit::Bytes),
+                counter.metric_type(),
+            )?)?;
+        }
+        Ok(())
     }
 }
 
@@ -307,11 +504,21 @@ mod tests {
     fn requests_are_counted_by_route_method_and_status() {
         let metrics = Metrics::new(None);
         let took = Duration::from_millis(3);
-        metrics.record_request("key", &Method::PUT, StatusCode::NO_CONTENT, took);
-        metrics.record_request("key", &Method::PUT, StatusCode::NO_CONTENT, took);
-        metrics.record_request("key", &Method::PUT, StatusCode::CONFLICT, took);
-        metrics.record_request("key", &Method::PUT, StatusCode::PRECONDITION_FAILED, took);
-        metrics.record_request("unknown", &Method::PATCH, StatusCode::NOT_FOUND, took);
+        metrics.record_request(RouteName::Key, &Method::PUT, StatusCode::NO_CONTENT, took);
+        metrics.record_request(RouteName::Key, &Method::PUT, StatusCode::NO_CONTENT, took);
+        metrics.record_request(RouteName::Key, &Method::PUT, StatusCode::CONFLICT, took);
+        metrics.record_request(
+            RouteName::Key,
+            &Method::PUT,
+            StatusCode::PRECONDITION_FAILED,
+            took,
+        );
+        metrics.record_request(
+            RouteName::Unknown,
+            &Method::PATCH,
+            StatusCode::NOT_FOUND,
+            took,
+        );
         let text = metrics.encode();
         let put = r#"state_proxy_requests_total{route="key",method="PUT",status="204"}"#;
         assert_eq!(sample(&text, put), Some(2.0), "{text}");
@@ -377,7 +584,7 @@ mod tests {
         let metrics = Metrics::new(None);
         metrics.count_received(100);
         metrics.count_received(0);
-        metrics.sent_bytes().inc_by(42);
+        metrics.count_sent(42);
         let text = metrics.encode();
         assert_eq!(
             sample(&text, "state_proxy_received_bytes_total"),
