@@ -149,6 +149,45 @@ pub struct Listing {
     pub prefixes: Vec<String>,
 }
 
+/// An attribute of `/meta`, as `/capabilities` lists it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct Xattr {
+    pub name: String,
+    pub settable: bool,
+}
+
+/// What the connector supports (`GET /capabilities`). Fields a proxy
+/// does not send keep their defaults.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Capabilities {
+    pub connector: String,
+    pub store: String,
+    pub mode: String,
+    pub create_if_absent: bool,
+    pub if_match_writes: bool,
+    pub conditional_delete: bool,
+    /// Capacity of the remembered versions of a compare-and-swap connector.
+    pub remembered_versions: Option<u64>,
+    pub streaming: bool,
+    pub query: bool,
+    pub ttl: bool,
+    pub nested_keys: bool,
+    pub xattrs: Vec<Xattr>,
+    /// `None` when bodies stream.
+    pub max_body_bytes: Option<u64>,
+    /// The self-test run at start, as the proxy reported it.
+    pub selftest: Option<serde_json::Value>,
+}
+
+/// The answer of `GET /readyz`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// 503: the reason the proxy gave.
+    NotReady(String),
+}
+
 /// A response read whole, for callers that inspect everything.
 #[derive(Clone, Debug)]
 pub struct RawResponse {
@@ -306,6 +345,34 @@ impl Client {
     pub async fn healthz(&self) -> Result<()> {
         let request = self.request(Method::GET, "/healthz", empty());
         self.send_checked(request).await.map(drop)
+    }
+
+    /// `GET /readyz`: whether the backend answered a probe recently.
+    pub async fn readyz(&self) -> Result<Readiness> {
+        let request = self.request(Method::GET, "/readyz", empty());
+        let response = self.send_whole(request).await?;
+        if response.status == StatusCode::SERVICE_UNAVAILABLE {
+            let json = response.json()?;
+            let reason = json["reason"].as_str().unwrap_or("not ready").to_owned();
+            return Ok(Readiness::NotReady(reason));
+        }
+        check(response).map(|_| Readiness::Ready)
+    }
+
+    /// `GET /capabilities`.
+    pub async fn capabilities(&self) -> Result<Capabilities> {
+        let request = self.request(Method::GET, "/capabilities", empty());
+        let response = self.send_checked(request).await?;
+        serde_json::from_slice(&response.body)
+            .map_err(|e| ClientError::InvalidResponse(format!("capabilities: {e}")))
+    }
+
+    /// `GET /metrics`: the Prometheus text exposition.
+    pub async fn metrics(&self) -> Result<String> {
+        let request = self.request(Method::GET, "/metrics", empty());
+        let response = self.send_checked(request).await?;
+        String::from_utf8(response.body.to_vec())
+            .map_err(|e| ClientError::InvalidResponse(format!("metrics are not UTF-8: {e}")))
     }
 
     pub async fn get(&self, key: &str) -> Result<Object> {

@@ -33,6 +33,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve the socket protocol (the default).
     Serve(ServeArgs),
+    /// Check that the configured backend enforces the conditions the
+    /// connector relies on; prints a table, exits non-zero on a failure.
+    /// Takes the flags and environment of `serve`.
+    Selftest(ServeArgs),
     /// Print an object to stdout (or a file).
     Get {
         #[command(flatten)]
@@ -182,7 +186,9 @@ pub async fn run_client(command: Command) -> Result<(), String> {
 
 async fn run_client_command(command: Command) -> Result<(), ClientError> {
     match command {
-        Command::Serve(_) | Command::Bench(_) => unreachable!("handled by main"),
+        Command::Serve(_) | Command::Selftest(_) | Command::Bench(_) => {
+            unreachable!("handled by main")
+        }
         Command::Get {
             target,
             key,

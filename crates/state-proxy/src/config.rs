@@ -2,6 +2,7 @@
 //! environment variables as fallbacks, and connector names.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -128,6 +129,17 @@ pub struct ServeArgs {
     /// Seconds to let requests in flight finish after SIGTERM/SIGINT.
     #[arg(long, env = "STATE_SHUTDOWN_GRACE_SECS", default_value = "10", value_parser = parse_seconds)]
     pub shutdown_grace: Duration,
+
+    /// Also serve `/metrics` over TCP on this address (e.g.
+    /// 127.0.0.1:9464) for a standard Prometheus; off when unset.
+    #[arg(long, env = "STATE_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Before serving, check that the backend enforces the conditions the
+    /// connector relies on (as `state-proxy selftest` does); refuse to
+    /// start when it does not.
+    #[arg(long, env = "STATE_SELFTEST")]
+    pub selftest: bool,
 
     /// Log format; the level comes from ASYA_LOG_LEVEL or RUST_LOG.
     #[arg(long, env = "ASYA_LOG_FORMAT", value_enum, default_value = "text")]

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use state_proxy::cli::{Cli, Command};
-use state_proxy::{bench, cli, logging, serve};
+use state_proxy::{bench, cli, logging, selftest, serve};
 
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
@@ -21,6 +21,10 @@ fn main() -> ExitCode {
     let outcome = match parsed.command {
         None => serve_with(parsed.serve, &runtime, started),
         Some(Command::Serve(args)) => serve_with(args, &runtime, started),
+        Some(Command::Selftest(args)) => {
+            logging::init(args.log_format);
+            runtime.block_on(selftest::command(&args))
+        }
         Some(Command::Bench(args)) => bench::run(&args).map(|report| {
             println!(
                 "{}",

@@ -86,13 +86,13 @@ pub struct Mode {
     store: Arc<dyn Store>,
     consistency: Consistency,
     max_body_bytes: u64,
-    remembered: Option<RememberedVersions>,
+    remembered: Option<Arc<RememberedVersions>>,
 }
 
 impl Mode {
     pub fn new(store: Arc<dyn Store>, options: &ModeOptions) -> Mode {
         let remembered = (options.consistency == Consistency::BufferedCas)
-            .then(|| RememberedVersions::new(options.remembered_versions));
+            .then(|| Arc::new(RememberedVersions::new(options.remembered_versions)));
         Mode {
             store,
             consistency: options.consistency,
@@ -113,6 +113,12 @@ impl Mode {
         &self.store
     }
 
+    /// The same policy over a decorated store (e.g. one that is timed).
+    pub fn wrap_store(mut self, wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>) -> Mode {
+        self.store = wrap(self.store);
+        self
+    }
+
     /// The body limit of buffered modes; `None` when bodies stream.
     pub fn body_limit(&self) -> Option<u64> {
         (self.consistency != Consistency::Passthrough).then_some(self.max_body_bytes)
@@ -120,7 +126,12 @@ impl Mode {
 
     /// The remembered versions, for compare-and-swap modes.
     pub fn remembered(&self) -> Option<&RememberedVersions> {
-        self.remembered.as_ref()
+        self.remembered.as_deref()
+    }
+
+    /// The remembered versions, shared (for metrics read at scrape time).
+    pub fn remembered_shared(&self) -> Option<Arc<RememberedVersions>> {
+        self.remembered.clone()
     }
 
     /// Reads; in compare-and-swap mode the version read is remembered,
@@ -299,6 +310,11 @@ impl RememberedVersions {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many keys are remembered at most.
+    pub fn capacity(&self) -> usize {
+        self.versions.lock().cap().get()
     }
 
     pub fn evictions(&self) -> u64 {

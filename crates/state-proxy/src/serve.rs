@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::config::{ServeArgs, StoreKind, required};
+use crate::http::metrics_listener::MetricsListener;
 use crate::http::{App, Server};
 use crate::mode::Mode;
 use crate::store::Store;
@@ -49,11 +50,28 @@ pub fn open_store(args: &ServeArgs) -> Result<Arc<dyn Store>, String> {
     }
 }
 
-/// Builds the application a connector describes.
-pub fn build_app(args: &ServeArgs) -> Result<Arc<App>, String> {
+/// Builds the application, first running the self-test when asked to:
+/// a backend that does not enforce what the connector relies on would
+/// lose data silently, so the proxy refuses to start on it.
+async fn checked_app(args: &ServeArgs) -> Result<Arc<App>, String> {
     let store = open_store(args)?;
-    let app =
-        App::new(Mode::new(store, &args.mode_options())).with_query_limits(args.query.limits());
+    let mut app = App::new(Mode::new(Arc::clone(&store), &args.mode_options()))
+        .with_query_limits(args.query.limits());
+    if args.selftest {
+        let report = crate::selftest::run(store.as_ref(), &args.connector.to_string()).await;
+        for check in &report.checks {
+            tracing::info!(
+                check = check.name,
+                outcome = %check.outcome,
+                detail = %check.detail,
+                "selftest"
+            );
+        }
+        if !report.passed {
+            return Err(format!("refusing to start: {report}"));
+        }
+        app = app.with_selftest(report);
+    }
     Ok(Arc::new(app))
 }
 
@@ -65,8 +83,28 @@ pub fn build_app(args: &ServeArgs) -> Result<Arc<App>, String> {
 pub async fn run(args: ServeArgs, started: std::time::Instant) -> Result<(), String> {
     // Fails only when a provider is already installed, which is fine.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let app = build_app(&args)?;
-    let server = Server::bind(&args.socket, args.socket_mode, app, args.shutdown_grace)?;
+    let app = checked_app(&args).await?;
+    let metrics_listener = match args.metrics_addr {
+        Some(addr) => Some(MetricsListener::bind(addr).await?),
+        None => None,
+    };
+    let server = Server::bind(
+        &args.socket,
+        args.socket_mode,
+        Arc::clone(&app),
+        args.shutdown_grace,
+    )?;
+    // The metrics listener lives as long as the socket server, grace
+    // period included, and stops with it.
+    let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    let metrics_task = metrics_listener.map(|listener| {
+        if let Some(addr) = listener.local_addr() {
+            tracing::info!(%addr, "serving /metrics over TCP");
+        }
+        tokio::spawn(listener.serve(Arc::clone(app.metrics()), async {
+            let _ = metrics_stopped.await;
+        }))
+    });
     tracing::info!(
         socket = %server.path().display(),
         connector = %args.connector,
@@ -75,6 +113,10 @@ pub async fn run(args: ServeArgs, started: std::time::Instant) -> Result<(), Str
         "state proxy ready"
     );
     server.serve(shutdown_signal()).await;
+    drop(stop_metrics);
+    if let Some(task) = metrics_task {
+        let _ = task.await;
+    }
     Ok(())
 }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs one component profile: starts the emulator it names (if any), runs
-# the real state-proxy binary under the conformance runner, stops the
-# emulator again, also on failure.
+# `state-proxy selftest` with the profile's environment (the backend must
+# enforce what the connector relies on), then the real state-proxy binary
+# under the conformance runner, and stops the emulator again, also on
+# failure.
 set -euo pipefail
 
 profile=${1:?usage: run-profile.sh PROFILE}
@@ -23,6 +25,14 @@ if [ -n "$emulator" ] && [ "$emulator" != none ]; then
   "$script" start "$run_dir/emulator"
   env_args=(--env-file "$run_dir/emulator/env")
 fi
+
+echo "== selftest $profile"
+"$root/target/release/conformance" env \
+  --profile "$profile_file" \
+  "${env_args[@]}" \
+  --run-dir "$run_dir" >"$run_dir/proxy.env"
+mapfile -t proxy_env <"$run_dir/proxy.env"
+env -i PATH="$PATH" "${proxy_env[@]}" "$root/target/release/state-proxy" selftest
 
 echo "== component profile $profile"
 "$root/target/release/conformance" component \

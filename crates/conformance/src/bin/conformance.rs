@@ -67,6 +67,17 @@ enum Mode {
         #[arg(long)]
         results: Option<PathBuf>,
     },
+    /// Print the proxy environment a profile resolves to (NAME=VALUE
+    /// lines), e.g. to run `state-proxy selftest` exactly as the profile
+    /// configures the proxy.
+    Env {
+        #[arg(long)]
+        profile: PathBuf,
+        #[arg(long = "env-file")]
+        env_files: Vec<PathBuf>,
+        #[arg(long)]
+        run_dir: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -98,6 +109,15 @@ async fn main() -> ExitCode {
             filter,
             results,
         } => component(profile, proxy, env_files, run_dir, filter, results).await,
+        Mode::Env {
+            profile,
+            env_files,
+            run_dir,
+        } => resolve_env(&profile, &env_files, &run_dir).map(|(_, env)| {
+            for (name, value) in env {
+                println!("{name}={value}");
+            }
+        }),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -134,6 +154,31 @@ async fn run(
     verdict(&conformance::run(&target, filter.as_deref()).await)
 }
 
+type Env = BTreeMap<String, String>;
+
+/// The base environment (this process's, `RUN_DIR`, the env files) and
+/// the proxy environment the profile resolves to over it.
+fn resolve_env(
+    profile_path: &PathBuf,
+    env_files: &[PathBuf],
+    run_dir: &PathBuf,
+) -> Result<(Env, Env), String> {
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    std::fs::create_dir_all(run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
+    let mut base: Env = std::env::vars().collect();
+    base.insert("RUN_DIR".into(), run_dir.display().to_string());
+    for file in env_files {
+        base.extend(
+            parse_env(&read(file)?, &base).map_err(|e| format!("{}: {e}", file.display()))?,
+        );
+    }
+    let env = parse_env(&read(profile_path)?, &base)
+        .map_err(|e| format!("{}: {e}", profile_path.display()))?;
+    Ok((base, env))
+}
+
 async fn component(
     profile_path: PathBuf,
     binary: PathBuf,
@@ -142,19 +187,7 @@ async fn component(
     filter: Option<String>,
     results: Option<PathBuf>,
 ) -> Result<(), String> {
-    let read = |path: &PathBuf| {
-        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
-    };
-    std::fs::create_dir_all(&run_dir).map_err(|e| format!("{}: {e}", run_dir.display()))?;
-    let mut base: BTreeMap<String, String> = std::env::vars().collect();
-    base.insert("RUN_DIR".into(), run_dir.display().to_string());
-    for file in &env_files {
-        base.extend(
-            parse_env(&read(file)?, &base).map_err(|e| format!("{}: {e}", file.display()))?,
-        );
-    }
-    let env = parse_env(&read(&profile_path)?, &base)
-        .map_err(|e| format!("{}: {e}", profile_path.display()))?;
+    let (base, env) = resolve_env(&profile_path, &env_files, &run_dir)?;
     // Scenarios may also use what the emulator script wrote (how to stop
     // and restart it, for instance); the proxies get the profile only.
     let mut scenario_env = base.clone();

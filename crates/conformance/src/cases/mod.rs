@@ -6,6 +6,7 @@ mod consistency;
 mod keys;
 mod listing;
 mod meta;
+mod operations;
 mod query;
 mod races;
 pub(crate) mod streaming;
@@ -88,6 +89,7 @@ pub(crate) fn all() -> Vec<Case> {
         keys::cases(),
         listing::cases(),
         meta::cases(),
+        operations::cases(),
         conditions::cases(),
         consistency::cases(),
         transport::cases(),

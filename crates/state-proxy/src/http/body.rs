@@ -7,7 +7,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -32,16 +32,39 @@ const DRAIN_MAX_TIME: Duration = Duration::from_secs(5);
 /// The body of the request being served.
 pub struct RequestBody {
     incoming: Option<Incoming>,
-    finished: Arc<AtomicBool>,
+    progress: Arc<Progress>,
+}
+
+/// How far the body was read, shared with the stream it may be handed
+/// over as.
+struct Progress {
+    finished: AtomicBool,
+    /// Body bytes read so far (for the metrics).
+    received: AtomicU64,
+}
+
+impl Progress {
+    fn count(&self, data: &Bytes) {
+        self.received
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+    }
 }
 
 impl RequestBody {
     pub fn new(incoming: Incoming) -> Self {
-        let finished = Arc::new(AtomicBool::new(incoming.is_end_stream()));
+        let progress = Arc::new(Progress {
+            finished: AtomicBool::new(incoming.is_end_stream()),
+            received: AtomicU64::new(0),
+        });
         RequestBody {
             incoming: Some(incoming),
-            finished,
+            progress,
         }
+    }
+
+    /// Body bytes read so far, by whoever read them.
+    pub fn received(&self) -> u64 {
+        self.progress.received.load(Ordering::Relaxed)
     }
 
     /// The announced length (`Content-Length`), if any.
@@ -67,6 +90,7 @@ impl RequestBody {
             let Ok(data) = frame.map_err(body_error)?.into_data() else {
                 continue; // trailers carry nothing we use
             };
+            self.progress.count(&data);
             total += data.len() as u64;
             if total > limit {
                 return Err(too_large(limit));
@@ -82,7 +106,7 @@ impl RequestBody {
                 (Some(_), Some(joined)) => joined.extend_from_slice(&data),
             }
         }
-        self.finished.store(true, Ordering::Release);
+        self.progress.finished.store(true, Ordering::Release);
         Ok(match (first, rest) {
             (_, Some(joined)) => joined.freeze(),
             (Some(only), None) => only,
@@ -99,20 +123,21 @@ impl RequestBody {
             })
             .boxed();
         };
-        let finished = Arc::clone(&self.finished);
+        let progress = Arc::clone(&self.progress);
         futures_util::stream::unfold(Some(incoming), move |state| {
-            let finished = Arc::clone(&finished);
+            let progress = Arc::clone(&progress);
             async move {
                 let mut incoming = state?;
                 loop {
                     match incoming.frame().await {
                         None => {
-                            finished.store(true, Ordering::Release);
+                            progress.finished.store(true, Ordering::Release);
                             return None;
                         }
                         Some(Err(e)) => return Some((Err(body_error(e)), None)),
                         Some(Ok(frame)) => {
                             if let Ok(data) = frame.into_data() {
+                                progress.count(&data);
                                 return Some((Ok(data), Some(incoming)));
                             }
                         }
@@ -127,7 +152,7 @@ impl RequestBody {
     /// remainder, and returns `false` when the connection must be closed
     /// instead.
     pub async fn finish(&mut self) -> bool {
-        if self.finished.load(Ordering::Acquire) {
+        if self.progress.finished.load(Ordering::Acquire) {
             return true;
         }
         let Some(incoming) = self.incoming.as_mut() else {
@@ -136,11 +161,13 @@ impl RequestBody {
         if incoming.size_hint().lower() > DRAIN_MAX_BYTES {
             return false;
         }
+        let progress = &self.progress;
         let drain = async {
             let mut drained = 0u64;
             while let Some(frame) = incoming.frame().await {
                 let Ok(frame) = frame else { return false };
                 if let Some(data) = frame.data_ref() {
+                    progress.count(data);
                     drained += data.len() as u64;
                     if drained > DRAIN_MAX_BYTES {
                         return false;

@@ -2,6 +2,7 @@
 
 pub mod body;
 pub mod errors;
+pub mod metrics_listener;
 pub mod router;
 pub mod socket;
 

@@ -1,6 +1,10 @@
 //! Routes of PROTOCOL.md: from an HTTP request to a mode call and back.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -8,28 +12,40 @@ use serde::Serialize;
 
 use super::body::{RequestBody, ResponseBody};
 use super::errors::{error_response, json_error};
+use crate::capabilities::Capabilities;
 use crate::error::{Error, Result};
 use crate::key::{Key, validate_list_prefix};
+use crate::metrics::{self, Metrics, RouteName};
 use crate::mode::Mode;
 use crate::query::{self, Query, QueryLimits};
+use crate::readiness::{self, Readiness};
+use crate::selftest::SelftestReport;
+use crate::store::instrumented::InstrumentedStore;
 use crate::store::{Body, Condition, Version};
+use crate::timing;
 
 /// Largest `/meta` request body (`{"value": ...}`).
 const META_BODY_MAX: u64 = 64 * 1024;
 /// Largest `/query` request body.
 pub const QUERY_BODY_MAX: u64 = 1 << 20;
 
-/// What the proxy serves: the mode (and through it the store), and the
-/// bounds of queries.
+/// What the proxy serves: the mode (and through it the store), the
+/// bounds of queries, and what it tells operators about itself.
 pub struct App {
     mode: Mode,
     query_limits: QueryLimits,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+    selftest: Option<SelftestReport>,
 }
 
 /// The resource a path names.
 #[derive(Debug, PartialEq, Eq)]
 enum Route<'a> {
     Healthz,
+    Readyz,
+    Capabilities,
+    Metrics,
     /// `/keys/` itself: a listing for GET.
     KeysRoot,
     Key(&'a str),
@@ -42,6 +58,9 @@ impl Route<'_> {
     fn parse(path: &str) -> Route<'_> {
         match path {
             "/healthz" => Route::Healthz,
+            "/readyz" => Route::Readyz,
+            "/capabilities" => Route::Capabilities,
+            "/metrics" => Route::Metrics,
             "/keys" | "/keys/" => Route::KeysRoot,
             "/query" => Route::Query,
             _ => {
@@ -59,21 +78,45 @@ impl Route<'_> {
     /// Methods served on this route, for 405 and `Allow`.
     fn allowed(&self) -> &'static str {
         match self {
-            Route::Healthz => "GET, HEAD",
+            Route::Healthz | Route::Readyz | Route::Capabilities | Route::Metrics => "GET, HEAD",
             Route::KeysRoot | Route::Key(_) => "GET, HEAD, PUT, DELETE",
             Route::Meta(_) => "GET, PUT",
             Route::Query => "POST",
             Route::Unknown => "",
         }
     }
+
+    /// The route's name in metrics: never the key, so the number of
+    /// series stays bounded.
+    fn label(&self) -> RouteName {
+        match self {
+            Route::Healthz => RouteName::Healthz,
+            Route::Readyz => RouteName::Readyz,
+            Route::Capabilities => RouteName::Capabilities,
+            Route::Metrics => RouteName::Metrics,
+            Route::KeysRoot => RouteName::Keys,
+            Route::Key(_) => RouteName::Key,
+            Route::Meta(_) => RouteName::Meta,
+            Route::Query => RouteName::Query,
+            Route::Unknown => RouteName::Unknown,
+        }
+    }
 }
 
 impl App {
-    /// An app with the default query limits.
+    /// Serves `mode` with the default query limits; its store is wrapped
+    /// so that backend calls are timed and counted.
     pub fn new(mode: Mode) -> App {
+        let metrics = Arc::new(Metrics::new(mode.remembered_shared()));
+        let timed = Arc::clone(&metrics);
+        let mode = mode.wrap_store(|store| Arc::new(InstrumentedStore::new(store, timed)));
+        let readiness = Readiness::new(Arc::clone(mode.store()), readiness::DEFAULT_MAX_AGE);
         App {
             mode,
             query_limits: QueryLimits::default(),
+            metrics,
+            readiness,
+            selftest: None,
         }
     }
 
@@ -82,40 +125,109 @@ impl App {
         self
     }
 
+    /// Reports the result of the self-test run at start in `/capabilities`.
+    pub fn with_selftest(mut self, report: SelftestReport) -> App {
+        self.selftest = Some(report);
+        self
+    }
+
+    /// How long a probe's outcome answers `/readyz` (default 2 s).
+    pub fn with_readiness_max_age(mut self, max_age: Duration) -> App {
+        self.readiness = Readiness::new(Arc::clone(self.mode.store()), max_age);
+        self
+    }
+
     pub fn mode(&self) -> &Mode {
         &self.mode
     }
 
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// Serves one request. Whatever happens, the answer is complete and
     /// the request body is read to its end or the connection is closed.
+    /// Every answer carries `Server-Timing` and is counted in the metrics;
+    /// both cover the time until the response headers (a streamed body
+    /// goes out after them).
     pub async fn handle(&self, request: http::Request<Incoming>) -> Response<ResponseBody> {
+        let started = Instant::now();
         let (parts, incoming) = request.into_parts();
+        let route = Route::parse(parts.uri.path());
+        let route_label = route.label();
         let mut body = RequestBody::new(incoming);
-        let mut response = match self.dispatch(&parts, &mut body).await {
-            Ok(response) => response,
-            Err(error) if parts.method == Method::HEAD => empty(super::errors::status_of(&error)),
-            Err(error) => error_response(&error),
-        };
-        if !body.finish().await {
+        let (mut response, backend) = timing::with_backend_clock(async {
+            let mut response = match self.dispatch(route, &parts, &mut body).await {
+                Ok(response) => response,
+                Err(error) if parts.method == Method::HEAD => {
+                    empty(super::errors::status_of(&error))
+                }
+                Err(error) => error_response(&error),
+            };
+            if !body.finish().await {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        })
+        .await;
+        let elapsed = started.elapsed();
+        response.headers_mut().insert(
+            timing::SERVER_TIMING,
+            timing::server_timing(backend, elapsed),
+        );
+        self.metrics.count_received(body.received());
+        self.metrics
+            .record_request(route_label, &parts.method, response.status(), elapsed);
+        if parts.method == Method::HEAD {
+            response
+        } else {
+            response.map(|body| self.count_sent(body))
         }
-        response
+    }
+
+    /// Counts a response body's bytes: now when it is whole, chunk by
+    /// chunk as it streams out otherwise.
+    fn count_sent(&self, body: ResponseBody) -> ResponseBody {
+        match body {
+            ResponseBody::Stream { stream, size } => {
+                let metrics = Arc::clone(&self.metrics);
+                let stream = stream
+                    .inspect(move |chunk| {
+                        if let Ok(data) = chunk {
+                            metrics.count_sent(data.len() as u64);
+                        }
+                    })
+                    .boxed();
+                ResponseBody::Stream { stream, size }
+            }
+            ResponseBody::Full(Some(bytes)) => {
+                self.metrics.count_sent(bytes.len() as u64);
+                ResponseBody::Full(Some(bytes))
+            }
+            other => other,
+        }
     }
 
     async fn dispatch(
         &self,
+        route: Route<'_>,
         parts: &Parts,
         body: &mut RequestBody,
     ) -> Result<Response<ResponseBody>> {
-        let route = Route::parse(parts.uri.path());
         let query = parts.uri.query();
         let method = &parts.method;
         match (&route, method) {
             (Route::Healthz, &Method::GET | &Method::HEAD) => {
                 json(StatusCode::OK, &serde_json::json!({ "status": "ready" }))
             }
+            (Route::Readyz, &Method::GET | &Method::HEAD) => self.readyz().await,
+            (Route::Capabilities, &Method::GET | &Method::HEAD) => json(
+                StatusCode::OK,
+                &Capabilities::of(&self.mode, self.selftest.as_ref()),
+            ),
+            (Route::Metrics, &Method::GET | &Method::HEAD) => Ok(metrics_response(&self.metrics)),
             (Route::KeysRoot, &Method::GET) => self.list(query).await,
             (Route::KeysRoot, &Method::HEAD | &Method::PUT | &Method::DELETE) => {
                 Err(Error::bad_request("key is empty"))
@@ -149,6 +261,18 @@ impl App {
                     .insert(header::ALLOW, HeaderValue::from_static(route.allowed()));
                 Ok(response)
             }
+        }
+    }
+
+    /// 200 when the backend answered a probe recently, 503 with the
+    /// reason otherwise.
+    async fn readyz(&self) -> Result<Response<ResponseBody>> {
+        match self.readiness.check().await {
+            Ok(()) => json(StatusCode::OK, &serde_json::json!({ "status": "ready" })),
+            Err(reason) => json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({ "status": "not_ready", "reason": reason }),
+            ),
         }
     }
 
@@ -368,6 +492,17 @@ fn etag(version: &Version) -> Result<HeaderValue> {
         .map_err(|_| Error::internal(format!("version {version:?} cannot be an ETag")))
 }
 
+/// The text exposition of `metrics`, as the socket and the TCP listener
+/// serve it.
+pub fn metrics_response(metrics: &Metrics) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::full(metrics.encode()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(metrics::CONTENT_TYPE),
+    );
+    response
+}
+
 fn empty(status: StatusCode) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::Empty);
     *response.status_mut() = status;
@@ -392,6 +527,10 @@ mod tests {
     #[test]
     fn routes_are_recognised() {
         assert_eq!(Route::parse("/healthz"), Route::Healthz);
+        assert_eq!(Route::parse("/readyz"), Route::Readyz);
+        assert_eq!(Route::parse("/capabilities"), Route::Capabilities);
+        assert_eq!(Route::parse("/metrics"), Route::Metrics);
+        assert_eq!(Route::parse("/keys/metrics").label(), RouteName::Key);
         assert_eq!(Route::parse("/keys/"), Route::KeysRoot);
         assert_eq!(Route::parse("/keys"), Route::KeysRoot);
         assert_eq!(Route::parse("/keys/a/b"), Route::Key("a/b"));

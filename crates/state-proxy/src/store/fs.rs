@@ -68,6 +68,7 @@ static INFO: StoreInfo = StoreInfo {
     ],
     conditional_delete: true,
     nested_keys: false,
+    ttl: false,
 };
 
 /// Options of the `fs` store.

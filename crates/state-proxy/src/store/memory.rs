@@ -32,6 +32,7 @@ static INFO: StoreInfo = StoreInfo {
     ],
     conditional_delete: true,
     nested_keys: true,
+    ttl: false,
 };
 
 struct Entry {

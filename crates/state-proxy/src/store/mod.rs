@@ -16,6 +16,7 @@
 pub mod fs;
 pub mod gcs;
 pub mod idle_timeout;
+pub mod instrumented;
 pub mod listing;
 pub mod memory;
 pub mod redis;
@@ -137,6 +138,8 @@ pub struct StoreInfo {
     /// `a` and `a/c` can exist side by side (object stores can, a file
     /// system cannot).
     pub nested_keys: bool,
+    /// Objects can be given a time to live (through an attribute).
+    pub ttl: bool,
 }
 
 /// Maps keys to backend object names under a configured prefix, the

@@ -37,6 +37,7 @@ static INFO: StoreInfo = StoreInfo {
     }],
     conditional_delete: true,
     nested_keys: true,
+    ttl: true,
 };
 
 /// Values at least this large are hashed off the async threads.

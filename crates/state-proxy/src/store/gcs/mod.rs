@@ -81,6 +81,7 @@ static INFO: StoreInfo = StoreInfo {
     ],
     conditional_delete: true,
     nested_keys: true,
+    ttl: false,
 };
 
 /// Settings of the `gcs` store.

@@ -88,6 +88,7 @@ static INFO: StoreInfo = StoreInfo {
     ],
     conditional_delete: true,
     nested_keys: true,
+    ttl: false,
 };
 
 /// Settings of the `s3` store.

@@ -1,0 +1,211 @@
+//! Readiness and the TCP metrics listener, in process on real sockets,
+//! with a store whose probe can be made to fail.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::{HeaderMap, Method};
+use state_client::{Client, Readiness};
+use state_proxy::Result;
+use state_proxy::error::Error;
+use state_proxy::http::metrics_listener::MetricsListener;
+use state_proxy::http::{App, Server};
+use state_proxy::key::Key;
+use state_proxy::mode::{Consistency, Mode, ModeOptions};
+use state_proxy::store::memory::MemoryStore;
+use state_proxy::store::{Body, Condition, Listing, Object, ObjectMeta, Store, StoreInfo, Version};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+/// A memory store whose probe fails while `healthy` is false.
+#[derive(Default)]
+struct Flaky {
+    inner: MemoryStore,
+    healthy: AtomicBool,
+    probes: AtomicUsize,
+}
+
+#[async_trait]
+impl Store for Flaky {
+    fn info(&self) -> &StoreInfo {
+        self.inner.info()
+    }
+    async fn get(&self, key: &Key) -> Result<Object> {
+        self.inner.get(key).await
+    }
+    async fn head(&self, key: &Key) -> Result<ObjectMeta> {
+        self.inner.head(key).await
+    }
+    async fn put(&self, key: &Key, body: Body, condition: Condition) -> Result<Version> {
+        self.inner.put(key, body, condition).await
+    }
+    async fn delete(&self, key: &Key, condition: Condition) -> Result<()> {
+        self.inner.delete(key, condition).await
+    }
+    async fn list(&self, prefix: &str, delimiter: Option<&str>) -> Result<Listing> {
+        self.inner.list(prefix, delimiter).await
+    }
+    async fn get_attr(&self, key: &Key, name: &str) -> Result<String> {
+        self.inner.get_attr(key, name).await
+    }
+    async fn set_attr(&self, key: &Key, name: &str, value: &str) -> Result<()> {
+        self.inner.set_attr(key, name, value).await
+    }
+    async fn probe(&self) -> Result<()> {
+        self.probes.fetch_add(1, Ordering::SeqCst);
+        if self.healthy.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(Error::Unavailable("injected: bucket unreachable".into()))
+        }
+    }
+}
+
+struct Running {
+    socket: PathBuf,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
+}
+
+fn serve(store: Arc<Flaky>, readiness_max_age: Duration) -> (Running, Arc<App>) {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("proxy.sock");
+    let mode = Mode::new(
+        store,
+        &ModeOptions {
+            consistency: Consistency::BufferedLww,
+            max_body_bytes: 1 << 20,
+            remembered_versions: NonZeroUsize::new(16).unwrap(),
+        },
+    );
+    let app = Arc::new(App::new(mode).with_readiness_max_age(readiness_max_age));
+    let server = Server::bind(&socket, 0o600, Arc::clone(&app), Duration::from_secs(5)).unwrap();
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(server.serve(async {
+        let _ = stopped.await;
+    }));
+    let running = Running {
+        socket,
+        stop,
+        task,
+        _dir: dir,
+    };
+    (running, app)
+}
+
+#[tokio::test]
+async fn a_store_that_fails_its_probe_is_not_ready() {
+    let store = Arc::new(Flaky::default());
+    let (running, _) = serve(Arc::clone(&store), Duration::ZERO);
+    let client = Client::new(&running.socket);
+
+    let answer = client
+        .raw(Method::GET, "/readyz", HeaderMap::new(), "")
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 503);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    let json = answer.json().unwrap();
+    assert_eq!(json["status"], "not_ready");
+    let reason = json["reason"].as_str().unwrap();
+    assert!(reason.contains("injected: bucket unreachable"), "{reason}");
+    // Liveness never touches the backend.
+    client.healthz().await.unwrap();
+
+    store.healthy.store(true, Ordering::SeqCst);
+    assert_eq!(client.readyz().await.unwrap(), Readiness::Ready);
+    store.healthy.store(false, Ordering::SeqCst);
+    assert!(matches!(
+        client.readyz().await.unwrap(),
+        Readiness::NotReady(_)
+    ));
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readiness_checks_share_a_recent_probe() {
+    let store = Arc::new(Flaky::default());
+    let (running, _) = serve(Arc::clone(&store), Duration::from_secs(600));
+    let checks = (0..10).map(|_| {
+        let socket = running.socket.clone();
+        tokio::spawn(async move { Client::new(&socket).readyz().await.unwrap() })
+    });
+    for check in checks {
+        assert!(matches!(check.await.unwrap(), Readiness::NotReady(_)));
+    }
+    assert_eq!(store.probes.load(Ordering::SeqCst), 1);
+    // The failure is remembered for the interval: the backend recovering
+    // shows only after it.
+    store.healthy.store(true, Ordering::SeqCst);
+    let client = Client::new(&running.socket);
+    assert!(matches!(
+        client.readyz().await.unwrap(),
+        Readiness::NotReady(_)
+    ));
+    assert_eq!(store.probes.load(Ordering::SeqCst), 1);
+    running.stop().await;
+}
+
+/// One HTTP/1.1 request over TCP, answered with `Connection: close`.
+async fn tcp_request(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
+}
+
+#[tokio::test]
+async fn metrics_are_served_over_tcp_until_shutdown() {
+    let store = Arc::new(Flaky::default());
+    store.healthy.store(true, Ordering::SeqCst);
+    let (running, app) = serve(store, Duration::ZERO);
+    let client = Client::new(&running.socket);
+    client
+        .put("a", "1", state_client::Condition::None)
+        .await
+        .unwrap();
+
+    let listener = MetricsListener::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(listener.serve(Arc::clone(app.metrics()), async {
+        let _ = stopped.await;
+    }));
+
+    let scrape = tcp_request(
+        addr,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(scrape.starts_with("HTTP/1.1 200"), "{scrape}");
+    assert!(
+        scrape.contains(r#"state_proxy_requests_total{route="key",method="PUT",status="204"} 1"#),
+        "{scrape}"
+    );
+    let other = tcp_request(
+        addr,
+        "GET /keys/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(other.starts_with("HTTP/1.1 404"), "{other}");
+
+    drop(stop);
+    task.await.unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    running.stop().await;
+}
