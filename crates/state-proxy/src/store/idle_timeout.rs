@@ -18,15 +18,15 @@ use crate::error::{Error, Result};
 
 /// A streamed body that fails with the error `stalled` builds when the
 /// backend sends nothing for `timeout` while the consumer waits for it.
-pub struct IdleTimeout<S> {
+pub struct IdleTimeout<S, F> {
     inner: S,
     timeout: Duration,
-    stalled: fn(Duration) -> Error,
+    stalled: F,
     waiting: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl<S> IdleTimeout<S> {
-    pub fn new(inner: S, timeout: Duration, stalled: fn(Duration) -> Error) -> Self {
+impl<S, F: Fn(Duration) -> Error> IdleTimeout<S, F> {
+    pub fn new(inner: S, timeout: Duration, stalled: F) -> Self {
         IdleTimeout {
             inner,
             timeout,
@@ -36,7 +36,11 @@ impl<S> IdleTimeout<S> {
     }
 }
 
-impl<S: Stream<Item = Result<Bytes>> + Unpin> Stream for IdleTimeout<S> {
+impl<S, F> Stream for IdleTimeout<S, F>
+where
+    S: Stream<Item = Result<Bytes>> + Unpin,
+    F: Fn(Duration) -> Error + Unpin,
+{
     type Item = Result<Bytes>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

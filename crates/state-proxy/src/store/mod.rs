@@ -15,6 +15,7 @@
 
 pub mod fs;
 pub mod gcs;
+pub mod http_backend;
 pub mod idle_timeout;
 pub mod instrumented;
 pub mod listing;

@@ -28,14 +28,14 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
 use self::api::{Api, Retry, header};
 use self::auth::{Auth, signing_error};
 use self::sign::{MAX_EXPIRES_SECS, UrlToSign};
-use super::idle_timeout::IdleTimeout;
+use super::http_backend;
 use super::listing::ListingBuilder;
 use super::{
     AttrSpec, Body, Condition, Listing, Object, ObjectMeta, ObjectNames, Store, StoreInfo, Version,
@@ -395,13 +395,7 @@ impl Store for GcsStore {
             // Sized: streamed; buffered modes collect it, passthrough
             // passes it on.
             Some(size) => {
-                let timeout = self.api.timeout;
-                let stream = response
-                    .bytes_stream()
-                    .map_err(move |e| api::transport_error(&e, "download", timeout));
-                let stream =
-                    IdleTimeout::new(stream.boxed(), timeout, |t| api::timed_out("download", t))
-                        .boxed();
+                let stream = http_backend::download_stream("GCS", response, self.api.timeout);
                 Ok(Object {
                     meta: ObjectMeta { size, version },
                     body: Body::Stream {

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::store::http_backend::{self, retryable};
 
 /// Attempts of a retryable request, the first included.
 const ATTEMPTS: u32 = 3;
@@ -370,36 +371,13 @@ enum Attempt {
     Transport(reqwest::Error),
 }
 
-/// Answers S3 asks to retry.
-fn retryable(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
-}
-
 pub(crate) fn timed_out(what: &str, timeout: Duration) -> Error {
-    Error::Timeout(format!(
-        "S3 {what}: no answer within {:.1} s (STATE_BACKEND_TIMEOUT_SECS)",
-        timeout.as_secs_f64()
-    ))
+    http_backend::timed_out("S3", what, timeout)
 }
 
 /// A failure below HTTP: S3 unreachable, a connection cut, a timeout.
 pub(crate) fn transport_error(error: &reqwest::Error, what: &str, timeout: Duration) -> Error {
-    if error.is_timeout() {
-        return timed_out(what, timeout);
-    }
-    // The chain carries the useful part ("Connection refused", ...).
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    if error.is_decode() {
-        Error::Internal(format!("S3 {what}: {message}"))
-    } else {
-        Error::Unavailable(format!("S3 {what}: unreachable: {message}"))
-    }
+    http_backend::transport_error("S3", error, what, timeout)
 }
 
 /// An S3 error document: `<Error><Code>…</Code><Message>…</Message></Error>`.

@@ -33,7 +33,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
 use http::Method;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::signer::Signer;
@@ -42,7 +41,7 @@ use reqwest::Response;
 use serde::Deserialize;
 
 use self::api::{Api, Call, Retry, header};
-use super::idle_timeout::IdleTimeout;
+use super::http_backend;
 use super::listing::ListingBuilder;
 use super::{
     AttrSpec, Body, Condition, Listing, Object, ObjectMeta, ObjectNames, Store, StoreInfo, Version,
@@ -431,13 +430,7 @@ impl Store for S3Store {
             // Sized: streamed; buffered modes collect it, passthrough
             // passes it on as it arrives.
             Some(size) => {
-                let timeout = self.api.timeout;
-                let stream = response
-                    .bytes_stream()
-                    .map_err(move |e| api::transport_error(&e, "download", timeout));
-                let stream =
-                    IdleTimeout::new(stream.boxed(), timeout, |t| api::timed_out("download", t))
-                        .boxed();
+                let stream = http_backend::download_stream("S3", response, self.api.timeout);
                 Ok(Object {
                     meta: ObjectMeta { size, version },
                     body: Body::Stream {
