@@ -23,6 +23,8 @@ pub struct IdleTimeout<S, F> {
     timeout: Duration,
     stalled: F,
     waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Set once the timeout fired: the stream has ended with that error.
+    timed_out: bool,
 }
 
 impl<S, F: Fn(Duration) -> Error> IdleTimeout<S, F> {
@@ -32,6 +34,7 @@ impl<S, F: Fn(Duration) -> Error> IdleTimeout<S, F> {
             timeout,
             stalled,
             waiting: None,
+            timed_out: false,
         }
     }
 }
@@ -45,6 +48,9 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if this.timed_out {
+            return Poll::Ready(None);
+        }
         if let Poll::Ready(item) = Pin::new(&mut this.inner).poll_next(cx) {
             this.waiting = None;
             return Poll::Ready(item);
@@ -56,6 +62,7 @@ where
         match sleep.as_mut().poll(cx) {
             Poll::Ready(()) => {
                 this.waiting = None;
+                this.timed_out = true;
                 Poll::Ready(Some(Err((this.stalled)(timeout))))
             }
             Poll::Pending => Poll::Pending,
