@@ -10,29 +10,98 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{HeaderName, HeaderValue};
 
+/// The backend's share of one request: the union of the intervals in
+/// which at least one backend call (or a body read from the backend) was
+/// under way. Calls that overlap, as a query's concurrent reads do, count
+/// once, so the share never exceeds the request's own duration.
+#[derive(Clone, Copy, Default)]
+struct Clock {
+    /// Closed stretches of backend time.
+    total: Duration,
+    /// Intervals open now.
+    open: u32,
+    /// Since when at least one interval has been open.
+    since: Option<Instant>,
+}
+
 tokio::task_local! {
-    static BACKEND_TIME: Cell<Duration>;
+    static BACKEND_CLOCK: Cell<Clock>;
 }
 
 /// Runs `serve` with a fresh backend clock; returns its output and the
 /// time the backend took during it.
 pub async fn with_backend_clock<F: Future>(serve: F) -> (F::Output, Duration) {
-    BACKEND_TIME
-        .scope(Cell::new(Duration::ZERO), async {
+    BACKEND_CLOCK
+        .scope(Cell::new(Clock::default()), async {
             let output = serve.await;
-            let backend = BACKEND_TIME.with(Cell::get);
-            (output, backend)
+            let clock = BACKEND_CLOCK.with(Cell::get);
+            // An interval still open (a body not read to its end yet)
+            // counts until now.
+            let open = match clock.since {
+                Some(since) if clock.open > 0 => since.elapsed(),
+                _ => Duration::ZERO,
+            };
+            (output, clock.total + open)
         })
         .await
 }
 
-/// Adds backend time to the request being served, if any.
-pub fn add_backend_time(elapsed: Duration) {
-    let _ = BACKEND_TIME.try_with(|total| total.set(total.get() + elapsed));
+/// One backend call, or the reading of one body from the backend, in the
+/// request being served (if any). Closed explicitly with the instant its
+/// caller measured, or when dropped (a call cancelled midway).
+pub struct BackendInterval {
+    counted: bool,
+}
+
+impl BackendInterval {
+    pub fn open(at: Instant) -> BackendInterval {
+        let counted = BACKEND_CLOCK
+            .try_with(|cell| {
+                let mut clock = cell.get();
+                if clock.open == 0 {
+                    clock.since = Some(at);
+                }
+                clock.open += 1;
+                cell.set(clock);
+            })
+            .is_ok();
+        BackendInterval { counted }
+    }
+
+    pub fn close(mut self, at: Instant) {
+        self.close_at(at);
+    }
+
+    fn close_at(&mut self, at: Instant) {
+        if !std::mem::take(&mut self.counted) {
+            return;
+        }
+        // Outside the request's scope (a body dropped after the answer
+        // went out) there is nothing to close: `with_backend_clock` has
+        // already counted the open interval up to its end.
+        let _ = BACKEND_CLOCK.try_with(|cell| {
+            let mut clock = cell.get();
+            clock.open = clock.open.saturating_sub(1);
+            if clock.open == 0
+                && let Some(since) = clock.since.take()
+            {
+                clock.total += at.saturating_duration_since(since);
+            }
+            cell.set(clock);
+        });
+    }
+}
+
+impl Drop for BackendInterval {
+    fn drop(&mut self) {
+        if self.counted {
+            self.close_at(Instant::now());
+        }
+    }
 }
 
 /// The header's name, built once.
@@ -103,16 +172,37 @@ mod tests {
 
     #[tokio::test]
     async fn backend_time_adds_up_inside_the_clock_only() {
-        add_backend_time(Duration::from_secs(100)); // outside: ignored
+        let outside = Instant::now();
+        BackendInterval::open(outside).close(outside + Duration::from_secs(100)); // ignored
         let ((), backend) = with_backend_clock(async {
-            add_backend_time(Duration::from_millis(2));
+            let start = Instant::now();
+            BackendInterval::open(start).close(start + Duration::from_millis(2));
             tokio::task::yield_now().await;
-            add_backend_time(Duration::from_millis(3));
+            let later = start + Duration::from_millis(10);
+            BackendInterval::open(later).close(later + Duration::from_millis(3));
         })
         .await;
         assert_eq!(backend, Duration::from_millis(5));
         let ((), fresh) = with_backend_clock(async {}).await;
         assert_eq!(fresh, Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn overlapping_calls_count_once() {
+        let ((), backend) = with_backend_clock(async {
+            let start = Instant::now();
+            let first = BackendInterval::open(start);
+            let second = BackendInterval::open(start + Duration::from_millis(1));
+            first.close(start + Duration::from_millis(4));
+            let third = BackendInterval::open(start + Duration::from_millis(5));
+            second.close(start + Duration::from_millis(6));
+            third.close(start + Duration::from_millis(8));
+            let gap = start + Duration::from_millis(20);
+            BackendInterval::open(gap).close(gap + Duration::from_millis(2));
+        })
+        .await;
+        // [0, 8] and [20, 22]: 10 ms, where the sum of the calls is 14 ms.
+        assert_eq!(backend, Duration::from_millis(10));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -33,9 +33,10 @@ impl InstrumentedStore {
         call: impl Future<Output = Result<T>>,
     ) -> Result<T> {
         let started = Instant::now();
+        let interval = timing::BackendInterval::open(started);
         let result = call.await;
         let elapsed = started.elapsed();
-        timing::add_backend_time(elapsed);
+        interval.close(started + elapsed);
         self.metrics.record_backend(operation, &result, elapsed);
         result
     }
@@ -106,28 +107,16 @@ impl Store for InstrumentedStore {
 /// (or its drop) is backend time of the request that reads it.
 struct BackendClockStream {
     inner: ByteStream,
-    first_polled: Option<Instant>,
-    counted: bool,
+    reading: Option<timing::BackendInterval>,
 }
 
 impl BackendClockStream {
     fn wrap(inner: ByteStream) -> ByteStream {
         BackendClockStream {
             inner,
-            first_polled: None,
-            counted: false,
+            reading: None,
         }
         .boxed()
-    }
-
-    fn count(&mut self) {
-        if !self.counted {
-            self.counted = true;
-            let elapsed = self
-                .first_polled
-                .map_or(Duration::ZERO, |first| first.elapsed());
-            timing::add_backend_time(elapsed);
-        }
     }
 }
 
@@ -136,10 +125,14 @@ impl Stream for BackendClockStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        this.first_polled.get_or_insert_with(Instant::now);
+        if this.reading.is_none() {
+            this.reading = Some(timing::BackendInterval::open(Instant::now()));
+        }
         let next = this.inner.poll_next_unpin(cx);
-        if matches!(next, Poll::Ready(None | Some(Err(_)))) {
-            this.count();
+        if matches!(next, Poll::Ready(None | Some(Err(_))))
+            && let Some(reading) = this.reading.take()
+        {
+            reading.close(Instant::now());
         }
         next
     }
@@ -149,16 +142,10 @@ impl Stream for BackendClockStream {
     }
 }
 
-impl Drop for BackendClockStream {
-    fn drop(&mut self) {
-        if self.first_polled.is_some() {
-            self.count();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::store::memory::MemoryStore;
 
