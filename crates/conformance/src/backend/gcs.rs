@@ -89,6 +89,27 @@ impl GcsBackend {
         }
     }
 
+    /// Every object name under a full name prefix, page by page, with the
+    /// number of pages the emulator needed at `page_size`.
+    pub async fn all_names(
+        &self,
+        name_prefix: &str,
+        page_size: u32,
+    ) -> Result<(Vec<String>, usize), String> {
+        let (mut names, mut pages, mut token) = (Vec::new(), 0, None::<String>);
+        loop {
+            let page = self
+                .list_page(name_prefix, None, page_size, token.as_deref())
+                .await?;
+            pages += 1;
+            names.extend(page.names);
+            match page.next_page_token {
+                Some(next) => token = Some(next),
+                None => return Ok((names, pages)),
+            }
+        }
+    }
+
     /// One page of the emulator's listing of object names under
     /// `name_prefix` (a full object name prefix).
     pub async fn list_page(

@@ -4,21 +4,13 @@
 //! JSON API.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
-use futures_util::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use state_client::{Client, Condition};
 
+use super::buckets::{delete_all, listing_across_pages, put_all};
 use crate::backend::{Backend, GcsBackend};
 use crate::component::Proxy;
-
-/// More objects than one GCS page (1000) holds.
-const PAGED_OBJECTS: usize = 1100;
-/// Objects in sub-"directories" of the paged listing.
-const NESTED_OBJECTS: usize = 3;
-/// Requests in flight while filling and emptying the bucket.
-const PARALLEL: usize = 16;
 
 /// Runs every GCS scenario; returns measurements and failures.
 pub async fn run(
@@ -33,7 +25,7 @@ pub async fn run(
         Err(e) => return (measures, vec![format!("gcs scenarios: {e}")]),
     };
     let client = Client::new(&proxies[0].socket);
-    match listing_across_pages(&client, &backend, &format!("{namespace}/pages")).await {
+    match listing_across_pages(&client, &backend, "gcs", &format!("{namespace}/pages")).await {
         Ok(measure) => measures["paged_listing"] = measure,
         Err(e) => failures.push(format!("gcs paged listing: {e}")),
     }
@@ -57,143 +49,6 @@ fn backend(env: &BTreeMap<String, String>) -> Result<GcsBackend, String> {
         get("STATE_BUCKET")?,
         env.get("STATE_PREFIX").map_or("", String::as_str),
     )
-}
-
-async fn put_all(client: &Client, keys: &[String]) -> Result<(), String> {
-    futures_util::stream::iter(keys)
-        .map(|key| async move {
-            client
-                .put(key, key.clone(), Condition::None)
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("PUT {key}: {e}"))
-        })
-        .buffer_unordered(PARALLEL)
-        .try_collect()
-        .await
-}
-
-async fn delete_all(client: &Client, keys: &[String]) -> Result<(), String> {
-    futures_util::stream::iter(keys)
-        .map(|key| async move {
-            client
-                .delete(key, Condition::None)
-                .await
-                .map_err(|e| format!("DELETE {key}: {e}"))
-        })
-        .buffer_unordered(PARALLEL)
-        .try_collect()
-        .await
-}
-
-/// Every object name under a full name prefix, page by page, with the
-/// number of pages the emulator needed at `page_size`.
-async fn emulator_names(
-    backend: &GcsBackend,
-    name_prefix: &str,
-    page_size: u32,
-) -> Result<(Vec<String>, usize), String> {
-    let (mut names, mut pages, mut token) = (Vec::new(), 0, None::<String>);
-    loop {
-        let page = backend
-            .list_page(name_prefix, None, page_size, token.as_deref())
-            .await?;
-        pages += 1;
-        names.extend(page.names);
-        match page.next_page_token {
-            Some(next) => token = Some(next),
-            None => return Ok((names, pages)),
-        }
-    }
-}
-
-/// 1100 objects and a few nested ones: the emulator itself needs two
-/// pages for them, and the proxy must list every one, recursively and by
-/// directory.
-async fn listing_across_pages(
-    client: &Client,
-    backend: &GcsBackend,
-    dir: &str,
-) -> Result<Value, String> {
-    let mut keys: Vec<String> = (0..PAGED_OBJECTS)
-        .map(|i| format!("{dir}/{i:05}"))
-        .collect();
-    let nested: Vec<String> = (0..NESTED_OBJECTS)
-        .map(|i| format!("{dir}/sub{i}/x"))
-        .collect();
-    keys.extend(nested.iter().cloned());
-    keys.sort();
-    let started = Instant::now();
-    put_all(client, &keys).await?;
-    let fill_seconds = started.elapsed().as_secs_f64();
-
-    let (names, pages) = emulator_names(backend, &backend.name(&format!("{dir}/")), 1000).await?;
-    if names.len() != keys.len() || pages < 2 {
-        return Err(format!(
-            "the emulator lists {} objects in {pages} page(s); expected {} over at least 2",
-            names.len(),
-            keys.len()
-        ));
-    }
-
-    let started = Instant::now();
-    let recursive = client
-        .list(&format!("{dir}/"), Some(""))
-        .await
-        .map_err(|e| format!("recursive listing: {e}"))?;
-    let list_seconds = started.elapsed().as_secs_f64();
-    if recursive.keys != keys || !recursive.prefixes.is_empty() {
-        return Err(format!(
-            "recursive listing has {} keys and {} prefixes; expected all {} keys in byte order",
-            recursive.keys.len(),
-            recursive.prefixes.len(),
-            keys.len()
-        ));
-    }
-    let by_directory = client
-        .list(&format!("{dir}/"), Some("/"))
-        .await
-        .map_err(|e| format!("listing with delimiter: {e}"))?;
-    let flat: Vec<String> = keys
-        .iter()
-        .filter(|k| !nested.contains(k))
-        .cloned()
-        .collect();
-    let prefixes: Vec<String> = (0..NESTED_OBJECTS)
-        .map(|i| format!("{dir}/sub{i}/"))
-        .collect();
-    if by_directory.keys != flat || by_directory.prefixes != prefixes {
-        return Err(format!(
-            "listing with '/' has {} keys and prefixes {:?}; expected {} keys and {prefixes:?}",
-            by_directory.keys.len(),
-            by_directory.prefixes,
-            flat.len()
-        ));
-    }
-
-    delete_all(client, &keys).await?;
-    let left = client
-        .list(&format!("{dir}/"), Some(""))
-        .await
-        .map_err(|e| format!("listing after deleting: {e}"))?;
-    let (in_emulator, _) = emulator_names(backend, &backend.name(&format!("{dir}/")), 1000).await?;
-    if !left.keys.is_empty() || !in_emulator.is_empty() {
-        return Err(format!(
-            "{} keys listed and {} objects in the emulator after deleting them all",
-            left.keys.len(),
-            in_emulator.len()
-        ));
-    }
-    println!(
-        "gcs: {} objects written in {fill_seconds:.1} s, listed over {pages} emulator pages in {list_seconds:.2} s",
-        keys.len()
-    );
-    Ok(json!({
-        "objects": keys.len(),
-        "emulator_pages": pages,
-        "fill_seconds": fill_seconds,
-        "list_seconds": list_seconds,
-    }))
 }
 
 /// Keys whose object names need escaping land under exactly that name,
@@ -231,7 +86,9 @@ async fn names_in_the_emulator(
             ));
         }
     }
-    let (mut names, _) = emulator_names(backend, &backend.name(&format!("{dir}/")), 1000).await?;
+    let (mut names, _) = backend
+        .all_names(&backend.name(&format!("{dir}/")), 1000)
+        .await?;
     names.sort();
     let mut expected: Vec<String> = keys.iter().map(|k| backend.name(k)).collect();
     expected.sort();

@@ -2,6 +2,7 @@
 //! what only a real process on a real backend can show. [`run`] picks
 //! the scenarios of a profile.
 
+mod buckets;
 pub mod gcs;
 mod redis;
 pub mod s3;

@@ -9,21 +9,16 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use state_client::{Client, Condition};
 
+use super::buckets::{delete_all, listing_across_pages, put_all};
 use crate::Profile;
 use crate::backend::{Backend, S3Backend};
 use crate::component::Proxy;
 use crate::raw::RawConnection;
 
-/// More objects than one S3 page (1000) holds.
-const PAGED_OBJECTS: usize = 1100;
-/// Objects in sub-"directories" of the paged listing.
-const NESTED_OBJECTS: usize = 3;
-/// Requests in flight while filling and emptying the bucket.
-const PARALLEL: usize = 16;
 /// A streamed body of several multipart parts (the proxy cuts 8 MiB parts).
 const MULTIPART_BYTES: usize = 20 << 20;
 /// How long an aborted upload may take to disappear from the emulator.
@@ -43,7 +38,7 @@ pub async fn run(
         Err(e) => return (measures, vec![format!("s3 scenarios: {e}")]),
     };
     let client = Client::new(&proxies[0].socket);
-    match listing_across_pages(&client, &backend, &format!("{namespace}/pages")).await {
+    match listing_across_pages(&client, &backend, "s3", &format!("{namespace}/pages")).await {
         Ok(measure) => measures["paged_listing"] = measure,
         Err(e) => failures.push(format!("s3 paged listing: {e}")),
     }
@@ -67,126 +62,6 @@ pub async fn run(
         }
     }
     (measures, failures)
-}
-
-async fn put_all(client: &Client, keys: &[String]) -> Result<(), String> {
-    futures_util::stream::iter(keys)
-        .map(|key| async move {
-            client
-                .put(key, key.clone(), Condition::None)
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("PUT {key}: {e}"))
-        })
-        .buffer_unordered(PARALLEL)
-        .try_collect()
-        .await
-}
-
-async fn delete_all(client: &Client, keys: &[String]) -> Result<(), String> {
-    futures_util::stream::iter(keys)
-        .map(|key| async move {
-            client
-                .delete(key, Condition::None)
-                .await
-                .map_err(|e| format!("DELETE {key}: {e}"))
-        })
-        .buffer_unordered(PARALLEL)
-        .try_collect()
-        .await
-}
-
-/// 1100 objects and a few nested ones: the emulator itself needs two
-/// pages for them, and the proxy must list every one, recursively and by
-/// directory.
-async fn listing_across_pages(
-    client: &Client,
-    backend: &S3Backend,
-    dir: &str,
-) -> Result<Value, String> {
-    let mut keys: Vec<String> = (0..PAGED_OBJECTS)
-        .map(|i| format!("{dir}/{i:05}"))
-        .collect();
-    let nested: Vec<String> = (0..NESTED_OBJECTS)
-        .map(|i| format!("{dir}/sub{i}/x"))
-        .collect();
-    keys.extend(nested.iter().cloned());
-    keys.sort();
-    let started = Instant::now();
-    put_all(client, &keys).await?;
-    let fill_seconds = started.elapsed().as_secs_f64();
-
-    let (names, pages) = backend
-        .all_names(&backend.name(&format!("{dir}/")), 1000)
-        .await?;
-    if names.len() != keys.len() || pages < 2 {
-        return Err(format!(
-            "the emulator lists {} objects in {pages} page(s); expected {} over at least 2",
-            names.len(),
-            keys.len()
-        ));
-    }
-
-    let started = Instant::now();
-    let recursive = client
-        .list(&format!("{dir}/"), Some(""))
-        .await
-        .map_err(|e| format!("recursive listing: {e}"))?;
-    let list_seconds = started.elapsed().as_secs_f64();
-    if recursive.keys != keys || !recursive.prefixes.is_empty() {
-        return Err(format!(
-            "recursive listing has {} keys and {} prefixes; expected all {} keys in byte order",
-            recursive.keys.len(),
-            recursive.prefixes.len(),
-            keys.len()
-        ));
-    }
-    let by_directory = client
-        .list(&format!("{dir}/"), Some("/"))
-        .await
-        .map_err(|e| format!("listing with delimiter: {e}"))?;
-    let flat: Vec<String> = keys
-        .iter()
-        .filter(|k| !nested.contains(k))
-        .cloned()
-        .collect();
-    let prefixes: Vec<String> = (0..NESTED_OBJECTS)
-        .map(|i| format!("{dir}/sub{i}/"))
-        .collect();
-    if by_directory.keys != flat || by_directory.prefixes != prefixes {
-        return Err(format!(
-            "listing with '/' has {} keys and prefixes {:?}; expected {} keys and {prefixes:?}",
-            by_directory.keys.len(),
-            by_directory.prefixes,
-            flat.len()
-        ));
-    }
-
-    delete_all(client, &keys).await?;
-    let left = client
-        .list(&format!("{dir}/"), Some(""))
-        .await
-        .map_err(|e| format!("listing after deleting: {e}"))?;
-    let (in_emulator, _) = backend
-        .all_names(&backend.name(&format!("{dir}/")), 1000)
-        .await?;
-    if !left.keys.is_empty() || !in_emulator.is_empty() {
-        return Err(format!(
-            "{} keys listed and {} objects in the emulator after deleting them all",
-            left.keys.len(),
-            in_emulator.len()
-        ));
-    }
-    println!(
-        "s3: {} objects written in {fill_seconds:.1} s, listed over {pages} emulator pages in {list_seconds:.2} s",
-        keys.len()
-    );
-    Ok(json!({
-        "objects": keys.len(),
-        "emulator_pages": pages,
-        "fill_seconds": fill_seconds,
-        "list_seconds": list_seconds,
-    }))
 }
 
 /// Keys whose object names need escaping land under exactly that name,
