@@ -9,7 +9,10 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use http::StatusCode;
 
+use tokio::time::Instant;
+
 use super::idle_timeout::IdleTimeout;
+use super::{Body, Object, ObjectMeta, Version};
 use crate::error::{Error, Result};
 
 /// Answers S3 and GCS document as transient: worth another attempt when
@@ -49,6 +52,53 @@ pub fn transport_error(
         Error::Internal(format!("{backend} {what}: {message}"))
     } else {
         Error::Unavailable(format!("{backend} {what}: unreachable: {message}"))
+    }
+}
+
+/// Reads a whole answer body within the call's deadline.
+pub async fn whole_body(
+    backend: &str,
+    response: reqwest::Response,
+    deadline: Instant,
+    what: &str,
+    timeout: Duration,
+) -> Result<Bytes> {
+    match tokio::time::timeout_at(deadline, response.bytes()).await {
+        Err(_) => Err(timed_out(backend, what, timeout)),
+        Ok(Err(e)) => Err(transport_error(backend, &e, what, timeout)),
+        Ok(Ok(bytes)) => Ok(bytes),
+    }
+}
+
+/// The object a successful download answered with, at `version`: sized
+/// answers are streamed (buffered modes collect them, passthrough passes
+/// them on as they arrive); an answer without a length is read whole
+/// within the deadline.
+pub async fn downloaded_object(
+    backend: &'static str,
+    response: reqwest::Response,
+    version: Version,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<Object> {
+    match response.content_length() {
+        Some(size) => Ok(Object {
+            meta: ObjectMeta { size, version },
+            body: Body::Stream {
+                stream: download_stream(backend, response, timeout),
+                size: Some(size),
+            },
+        }),
+        None => {
+            let data = whole_body(backend, response, deadline, "download", timeout).await?;
+            Ok(Object {
+                meta: ObjectMeta {
+                    size: data.len() as u64,
+                    version,
+                },
+                body: Body::Full(data),
+            })
+        }
     }
 }
 

@@ -170,11 +170,7 @@ impl Api {
 
     /// Reads a whole answer body within the deadline.
     pub async fn body(&self, response: Response, deadline: Instant, what: &str) -> Result<Bytes> {
-        match tokio::time::timeout_at(deadline, response.bytes()).await {
-            Err(_) => Err(timed_out(what, self.timeout)),
-            Ok(Err(e)) => Err(transport_error(&e, what, self.timeout)),
-            Ok(Ok(bytes)) => Ok(bytes),
-        }
+        http_backend::whole_body("GCS", response, deadline, what, self.timeout).await
     }
 
     /// Reads a JSON answer of a successful call.

@@ -391,30 +391,7 @@ impl Store for GcsStore {
                     "GCS {what} of '{key}' answered without a valid x-goog-generation header"
                 ))
             })?;
-        match response.content_length() {
-            // Sized: streamed; buffered modes collect it, passthrough
-            // passes it on.
-            Some(size) => {
-                let stream = http_backend::download_stream("GCS", response, self.api.timeout);
-                Ok(Object {
-                    meta: ObjectMeta { size, version },
-                    body: Body::Stream {
-                        stream,
-                        size: Some(size),
-                    },
-                })
-            }
-            None => {
-                let data = self.api.body(response, deadline, what).await?;
-                Ok(Object {
-                    meta: ObjectMeta {
-                        size: data.len() as u64,
-                        version,
-                    },
-                    body: Body::Full(data),
-                })
-            }
-        }
+        http_backend::downloaded_object("GCS", response, version, deadline, self.api.timeout).await
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {

@@ -426,30 +426,7 @@ impl Store for S3Store {
         }
         // The ETag of exactly these bytes, from the same answer.
         let version = etag_of(&response, what)?;
-        match response.content_length() {
-            // Sized: streamed; buffered modes collect it, passthrough
-            // passes it on as it arrives.
-            Some(size) => {
-                let stream = http_backend::download_stream("S3", response, self.api.timeout);
-                Ok(Object {
-                    meta: ObjectMeta { size, version },
-                    body: Body::Stream {
-                        stream,
-                        size: Some(size),
-                    },
-                })
-            }
-            None => {
-                let data = self.api.body(response, deadline, what).await?;
-                Ok(Object {
-                    meta: ObjectMeta {
-                        size: data.len() as u64,
-                        version,
-                    },
-                    body: Body::Full(data),
-                })
-            }
-        }
+        http_backend::downloaded_object("S3", response, version, deadline, self.api.timeout).await
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {
