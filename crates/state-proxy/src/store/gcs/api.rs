@@ -189,6 +189,24 @@ impl Api {
         })
     }
 
+    /// Sends a call and keeps only a successful answer: any other becomes
+    /// the error it stands for, `missing` being what a 404 means here.
+    pub async fn send_ok(
+        &self,
+        request: RequestBuilder,
+        retry: Retry,
+        deadline: Instant,
+        what: &str,
+        missing: impl FnOnce(String) -> Error,
+    ) -> Result<Response> {
+        let response = self.send(request, retry, deadline, what).await?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(self.failure(response, deadline, what, missing).await)
+        }
+    }
+
     /// Turns an unsuccessful answer into an error: `missing` is what a 404
     /// means for this call (a missing key, a missing bucket...).
     pub async fn failure(

@@ -314,16 +314,10 @@ impl GcsStore {
             .request(Method::GET, &self.api.object_url(&self.name(key)));
         let response = self
             .api
-            .send(request, Retry::Idempotent, deadline, what)
+            .send_ok(request, Retry::Idempotent, deadline, what, |_| {
+                Error::KeyNotFound(key.to_string())
+            })
             .await?;
-        if !response.status().is_success() {
-            return Err(self
-                .api
-                .failure(response, deadline, what, |_| {
-                    Error::KeyNotFound(key.to_string())
-                })
-                .await);
-        }
         self.api.json(response, deadline, what).await
     }
 
@@ -372,16 +366,10 @@ impl Store for GcsStore {
             .query(&[("alt", "media")]);
         let response = self
             .api
-            .send(request, Retry::Idempotent, deadline, what)
+            .send_ok(request, Retry::Idempotent, deadline, what, |_| {
+                Error::KeyNotFound(key.to_string())
+            })
             .await?;
-        if !response.status().is_success() {
-            return Err(self
-                .api
-                .failure(response, deadline, what, |_| {
-                    Error::KeyNotFound(key.to_string())
-                })
-                .await);
-        }
         // The generation of exactly these bytes, from the same answer.
         let version = header(response.headers(), "x-goog-generation")
             .filter(|generation| parse_generation(generation).is_some())
@@ -430,14 +418,14 @@ impl Store for GcsStore {
         let deadline = self.api.deadline();
         let response = self
             .api
-            .send(request, Retry::UnlessSent, deadline, what)
+            .send_ok(
+                request,
+                Retry::UnlessSent,
+                deadline,
+                what,
+                self.missing_bucket(),
+            )
             .await?;
-        if !response.status().is_success() {
-            return Err(self
-                .api
-                .failure(response, deadline, what, self.missing_bucket())
-                .await);
-        }
         let resource: ObjectResource = self.api.json(response, deadline, what).await?;
         resource.version(what)
     }
@@ -467,17 +455,9 @@ impl Store for GcsStore {
             request = request.query(&[("ifGenerationMatch", expected)]);
         }
         let deadline = self.api.deadline();
-        let response = self
-            .api
-            .send(request, Retry::UnlessSent, deadline, what)
-            .await?;
-        if response.status().is_success() {
-            return Ok(());
-        }
         let conditional = expected.is_some();
-        Err(self
-            .api
-            .failure(response, deadline, what, |text| {
+        self.api
+            .send_ok(request, Retry::UnlessSent, deadline, what, |text| {
                 if conditional {
                     // Gone since the check: If-Match on a missing key fails.
                     Error::PreconditionFailed(text)
@@ -485,7 +465,8 @@ impl Store for GcsStore {
                     Error::KeyNotFound(key.to_string())
                 }
             })
-            .await)
+            .await?;
+        Ok(())
     }
 
     async fn list(&self, prefix: &str, delimiter: Option<&str>) -> Result<Listing> {
@@ -513,14 +494,14 @@ impl Store for GcsStore {
             let deadline = self.api.deadline();
             let response = self
                 .api
-                .send(request, Retry::Idempotent, deadline, what)
+                .send_ok(
+                    request,
+                    Retry::Idempotent,
+                    deadline,
+                    what,
+                    self.missing_bucket(),
+                )
                 .await?;
-            if !response.status().is_success() {
-                return Err(self
-                    .api
-                    .failure(response, deadline, what, self.missing_bucket())
-                    .await);
-            }
             let page: ObjectPage = self.api.json(response, deadline, what).await?;
             // Common prefixes end with the delimiter, so the builder files
             // them as prefixes again; it also sorts and drops the
@@ -582,20 +563,13 @@ impl Store for GcsStore {
             .query(&[("fields", "generation")])
             .json(&serde_json::json!({ "contentType": value }));
         // Setting the same value twice is harmless, so GCS may be asked again.
-        let response = self
-            .api
-            .send(request, Retry::Idempotent, deadline, what)
-            .await?;
-        if response.status().is_success() {
-            // The answer is not read: the emulator's differs from GCS's.
-            return Ok(());
-        }
-        Err(self
-            .api
-            .failure(response, deadline, what, |_| {
+        // The answer is not read: the emulator's differs from GCS's.
+        self.api
+            .send_ok(request, Retry::Idempotent, deadline, what, |_| {
                 Error::KeyNotFound(key.to_string())
             })
-            .await)
+            .await?;
+        Ok(())
     }
 
     /// Lists at most one object under the prefix: it needs only the

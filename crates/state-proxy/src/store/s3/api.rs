@@ -277,6 +277,24 @@ impl Api {
         })
     }
 
+    /// Sends a call and keeps only a successful answer: any other becomes
+    /// the error it stands for, `missing` saying what a 404 means here.
+    pub async fn send_ok(
+        &self,
+        call: &Call,
+        retry: Retry,
+        deadline: Instant,
+        what: &str,
+        missing: impl FnOnce(&str, String) -> Error,
+    ) -> Result<Response> {
+        let response = self.send(call, retry, deadline, what).await?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(self.failure(response, deadline, what, missing).await)
+        }
+    }
+
     /// Turns an unsuccessful answer into an error: `missing` says what a
     /// 404 means for this call (given S3's error code and the message).
     pub async fn failure(

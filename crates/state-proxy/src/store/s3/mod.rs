@@ -298,19 +298,14 @@ impl S3Store {
         let what = "metadata read";
         let deadline = self.api.deadline();
         let call = Call::new(Method::HEAD, self.api.object_url(&self.name(key)));
+        // A HEAD answer has no body, so a missing bucket looks like a
+        // missing key here.
         let response = self
             .api
-            .send(&call, Retry::Idempotent, deadline, what)
+            .send_ok(&call, Retry::Idempotent, deadline, what, |_, _| {
+                Error::KeyNotFound(key.to_string())
+            })
             .await?;
-        if !response.status().is_success() {
-            // A HEAD answer has no body, so a missing bucket looks like a
-            // missing key here.
-            let key = key.to_string();
-            return Err(self
-                .api
-                .failure(response, deadline, what, |_, _| Error::KeyNotFound(key))
-                .await);
-        }
         let headers = response.headers();
         let size = header(headers, "content-length")
             .and_then(|size| size.parse().ok())
@@ -412,18 +407,17 @@ impl Store for S3Store {
         let call = Call::new(Method::GET, self.api.object_url(&self.name(key)));
         let response = self
             .api
-            .send(&call, Retry::Idempotent, deadline, what)
-            .await?;
-        if !response.status().is_success() {
-            let key = key.to_string();
-            return Err(self
-                .api
-                .failure(response, deadline, what, |code, text| match code {
-                    "NoSuchKey" | "" => Error::KeyNotFound(key),
+            .send_ok(
+                &call,
+                Retry::Idempotent,
+                deadline,
+                what,
+                |code, text| match code {
+                    "NoSuchKey" | "" => Error::KeyNotFound(key.to_string()),
                     _ => Error::Internal(text),
-                })
-                .await);
-        }
+                },
+            )
+            .await?;
         // The ETag of exactly these bytes, from the same answer.
         let version = etag_of(&response, what)?;
         http_backend::downloaded_object("S3", response, version, deadline, self.api.timeout).await
@@ -500,14 +494,11 @@ impl Store for S3Store {
             let call = Call::new(Method::GET, self.api.url_with_query(None, &query));
             // Each page has its own deadline: a long listing is many calls.
             let deadline = self.api.deadline();
+            let missing = |_: &str, text| Error::Internal(text);
             let response = self
                 .api
-                .send(&call, Retry::Idempotent, deadline, what)
+                .send_ok(&call, Retry::Idempotent, deadline, what, missing)
                 .await?;
-            let missing = |_: &str, text| Error::Internal(text);
-            if !response.status().is_success() {
-                return Err(self.api.failure(response, deadline, what, missing).await);
-            }
             let page: ListPage = self.api.xml(response, deadline, what, missing).await?;
             // Common prefixes end with the delimiter, so the builder files
             // them as prefixes again; it also sorts and drops duplicates.
