@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use futures_util::StreamExt;
-use state_client::{Client, ClientError, Condition};
+use state_client::{Client, ClientError, Condition, Readiness};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
@@ -94,6 +94,20 @@ pub enum Command {
     },
     /// Find JSON documents by filter, sort and page; prints the answer.
     Query(QueryArgs),
+    /// Exit 0 when a proxy serves on the socket (`/healthz`), or with
+    /// `--ready` when its backend answers too (`/readyz`); for exec
+    /// probes in images that have no shell.
+    Healthcheck {
+        #[command(flatten)]
+        target: Target,
+        /// Ask `/readyz` (the backend answered a probe recently) instead
+        /// of `/healthz` (the process serves).
+        #[arg(long)]
+        ready: bool,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 2)]
+        timeout: u64,
+    },
     /// Load a running proxy and print throughput and latency as JSON.
     Bench(BenchArgs),
 }
@@ -236,6 +250,11 @@ async fn run_client_command(command: Command) -> Result<(), ClientError> {
             let condition = if_match.map_or(Condition::None, Condition::IfMatch);
             Client::new(&target.socket).delete(&key, condition).await
         }
+        Command::Healthcheck {
+            target,
+            ready,
+            timeout,
+        } => healthcheck(&target, ready, timeout).await,
         Command::Query(args) => {
             let request = args.request().map_err(ClientError::Local)?;
             let answer = Client::new(&args.target.socket).query(&request).await?;
@@ -266,6 +285,27 @@ async fn run_client_command(command: Command) -> Result<(), ClientError> {
             }
         }
     }
+}
+
+async fn healthcheck(target: &Target, ready: bool, timeout: u64) -> Result<(), ClientError> {
+    let client = Client::new_connection_per_request(&target.socket);
+    let probe = async {
+        if !ready {
+            return client.healthz().await;
+        }
+        match client.readyz().await? {
+            Readiness::Ready => Ok(()),
+            Readiness::NotReady(reason) => Err(ClientError::Local(format!("not ready: {reason}"))),
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(timeout), probe)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ClientError::Local(format!(
+                "{}: no answer within {timeout}s",
+                target.socket.display()
+            )))
+        })
 }
 
 async fn get(target: &Target, key: &str, output: Option<PathBuf>) -> Result<(), ClientError> {

@@ -209,3 +209,47 @@ async fn metrics_are_served_over_tcp_until_shutdown() {
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     running.stop().await;
 }
+
+/// `state-proxy healthcheck`, the exec probe of images without a shell:
+/// the real binary against a served socket.
+async fn healthcheck(socket: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_state-proxy"));
+    command
+        .arg("healthcheck")
+        .arg("--socket")
+        .arg(socket)
+        .args(extra);
+    // The server under test runs on this runtime: wait off its threads.
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_exits_zero_only_for_what_it_was_asked() {
+    let store = Arc::new(Flaky::default());
+    let (running, _) = serve(Arc::clone(&store), Duration::ZERO);
+
+    assert!(healthcheck(&running.socket, &[]).await.status.success());
+    let not_ready = healthcheck(&running.socket, &["--ready"]).await;
+    assert!(!not_ready.status.success());
+    let message = String::from_utf8_lossy(&not_ready.stderr);
+    assert!(
+        message.contains("injected: bucket unreachable"),
+        "{message}"
+    );
+
+    store.healthy.store(true, Ordering::SeqCst);
+    assert!(
+        healthcheck(&running.socket, &["--ready"])
+            .await
+            .status
+            .success()
+    );
+
+    let socket = running.socket.clone();
+    running.stop().await;
+    let gone = healthcheck(&socket, &[]).await;
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("cannot connect"));
+}
