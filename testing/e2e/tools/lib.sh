@@ -72,3 +72,43 @@ CONF
   export CONTAINERS_REGISTRIES_CONF="$conf/registries.conf"
   export TMPDIR="$run_dir/tmp"
 }
+
+# The charts of a run, each released under its own name: the queue setup
+# and gateway first, then the test actors, then the crew.
+E2E_RELEASES=(
+  "asya-gateway:$E2E_DIR/charts/asya-gateway"
+  "asya-test-actors:$E2E_DIR/charts/asya-test-actors"
+  "asya-crew:$REPO_ROOT/deploy/helm/asya-crew"
+)
+E2E_NAMESPACE=asya-e2e
+
+# build_chart_dependencies: the shared library chart packaged into each
+# chart's charts/ (offline: a file:// dependency).
+build_chart_dependencies() {
+  local helm release
+  helm=$(helm_bin)
+  for release in "${E2E_RELEASES[@]}"; do
+    "$helm" dependency build "${release#*:}" >/dev/null
+  done
+}
+
+# render_profile PROFILE LOCAL_VALUES OUT_DIR: OUT_DIR/<release>.yaml for
+# every chart, from the profile and the values of this run.
+render_profile() {
+  local profile=$1 local_values=$2 out=$3
+  local helm release
+  helm=$(helm_bin)
+  mkdir -p "$out"
+  for release in "${E2E_RELEASES[@]}"; do
+    "$helm" template "${release%%:*}" "${release#*:}" --namespace "$E2E_NAMESPACE" \
+      -f "$E2E_DIR/profiles/$profile.yaml" -f "$local_values" >"$out/${release%%:*}.yaml"
+  done
+}
+
+# e2e_profiles: the profile names, one a line.
+e2e_profiles() {
+  local file
+  for file in "$E2E_DIR"/profiles/*.yaml; do
+    basename "$file" .yaml
+  done
+}
