@@ -11,6 +11,7 @@ the crew chart themselves with HELM. Prints one line per failed check and
 closes with "N passed, N failed".
 """
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -141,9 +142,11 @@ def check_rendered_profile(checks, profile, form, directory):
         runtime_env = env(parts["runtime"])
         checks.check(f"{where} {actor}: handler", runtime_env.get("ASYA_HANDLER") == actor)
         checks.check(f"{where} {actor}: mount", runtime_env.get("ASYA_PERSISTENCE_MOUNT") == MOUNTS[actor])
+        write = "passthrough" if connector.endswith("-passthrough") else "buffered"
         checks.check(
             f"{where} {actor}: state mount",
-            runtime_env.get("ASYA_STATE_PROXY_MOUNTS") == "checkpoints:/state/checkpoints:write=buffered",
+            runtime_env.get("ASYA_STATE_PROXY_MOUNTS") == f"checkpoints:/state/checkpoints:write={write}",
+            runtime_env.get("ASYA_STATE_PROXY_MOUNTS"),
         )
         runtime_ready = parts["runtime"]["readinessProbe"]["exec"]["command"]
         checks.check(f"{where} {actor}: runtime readiness gate", runtime_ready[-1] == "/var/run/asya/runtime-ready")
@@ -164,7 +167,7 @@ def check_rendered_profile(checks, profile, form, directory):
         deployed = {name for name, kind, spec in specs if kind == "Deployment" and name != "asya-gateway"}
         checks.check(f"{where}: every actor has a queue", deployed <= queued, deployed - queued)
         flows = next(d for d in docs if d["kind"] == "ConfigMap")
-        entrypoints = {f["entrypoint"] for f in yaml.safe_load(flows["data"]["flows.yaml"])}
+        entrypoints = {f["entrypoint"] for f in json.loads(flows["data"]["flows.json"])["flows"]}
         checks.check(f"{where}: every flow's entrypoint is deployed", entrypoints <= deployed, entrypoints - deployed)
 
 

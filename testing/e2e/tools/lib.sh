@@ -112,3 +112,26 @@ e2e_profiles() {
     basename "$file" .yaml
   done
 }
+
+# containers_teardown RUN_DIR [MANIFEST...]: what a run started with the
+# container tools, gone: the played manifests brought down, any container,
+# pod, volume, secret and image left in the run's store removed, and the
+# store deleted. For the trap of a run: it never fails.
+containers_teardown() {
+  local run_dir=$1
+  shift
+  local manifest
+  for manifest in "$@"; do
+    [ -f "$manifest" ] && podman kube down "$manifest" >/dev/null 2>&1
+  done
+  if [ -d "$run_dir/storage" ]; then
+    podman pod rm --all --force >/dev/null 2>&1
+    podman rm --all --force >/dev/null 2>&1
+    podman volume rm --all --force >/dev/null 2>&1
+    podman secret rm --all >/dev/null 2>&1
+    podman rmi --all --force >/dev/null 2>&1
+    buildah rm --all >/dev/null 2>&1
+  fi
+  rm -rf "$run_dir/storage" "$run_dir/runroot" "$run_dir/tmp" "$run_dir/containers"
+  return 0
+}

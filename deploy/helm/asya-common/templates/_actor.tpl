@@ -27,6 +27,9 @@ Call with a dict:
 {{- $root := .root -}}
 {{- $sidecar := .sidecar | default dict -}}
 {{- $probes := $root.Values.probes -}}
+{{- /* Each probe gives up (--timeout 2) before the kubelet would (timeoutSeconds 3). */ -}}
+{{- $serving := list "/usr/local/bin/asya-mesh" "healthcheck" "--timeout" "2" "--socket" "/var/run/asya/asya-runtime.sock" -}}
+{{- $ready := list "/usr/local/bin/asya-mesh" "healthcheck" "--timeout" "2" "--file" "/var/run/asya/runtime-ready" -}}
 - name: runtime
   {{- include "asya-common.meshImage" (dict "root" $root "override" .image) | nindent 2 }}
   args: ["runtime"]
@@ -41,11 +44,11 @@ Call with a dict:
     {{- toYaml . | nindent 4 }}
     {{- end }}
   startupProbe:
-    {{- include "asya-common.execProbe" (dict "command" (list "/usr/local/bin/asya-mesh" "healthcheck" "--socket" "/var/run/asya/asya-runtime.sock") "settings" $probes.startup) | nindent 4 }}
+    {{- include "asya-common.execProbe" (dict "command" $serving "settings" $probes.startup) | nindent 4 }}
   readinessProbe:
-    {{- include "asya-common.execProbe" (dict "command" (list "/usr/local/bin/asya-mesh" "healthcheck" "--file" "/var/run/asya/runtime-ready") "settings" $probes.readiness) | nindent 4 }}
+    {{- include "asya-common.execProbe" (dict "command" $ready "settings" $probes.readiness) | nindent 4 }}
   livenessProbe:
-    {{- include "asya-common.execProbe" (dict "command" (list "/usr/local/bin/asya-mesh" "healthcheck" "--socket" "/var/run/asya/asya-runtime.sock") "settings" $probes.liveness) | nindent 4 }}
+    {{- include "asya-common.execProbe" (dict "command" $serving "settings" $probes.liveness) | nindent 4 }}
   securityContext:
     {{- toYaml $root.Values.securityContext | nindent 4 }}
   {{- with .resources }}
@@ -68,7 +71,7 @@ Call with a dict:
   volumeMounts:
     - name: {{ .name }}-sockets
       mountPath: /var/run/asya
-  {{- $consuming := list "/usr/local/bin/asya-mesh" "healthcheck" "--file" "/var/run/asya/sidecar-ready" }}
+  {{- $consuming := list "/usr/local/bin/asya-mesh" "healthcheck" "--timeout" "2" "--file" "/var/run/asya/sidecar-ready" }}
   startupProbe:
     {{- include "asya-common.execProbe" (dict "command" $consuming "settings" $probes.startup) | nindent 4 }}
   readinessProbe:
