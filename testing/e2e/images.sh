@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make images`: builds the images into the store run/images/ (its own
+# storage, like every run) and lists them with their sizes:
+#
+#   images.sh          state proxy images, and the mesh image when the mesh
+#                      binary is built (target/release/asya-mesh)
+#   images.sh clean    remove that store
+#
+# Inspect the images afterwards with the store's configuration:
+#   CONTAINERS_STORAGE_CONF=testing/e2e/run/images/containers/storage.conf podman images
+set -euo pipefail
+. "$(dirname "$0")/tools/lib.sh"
+
+store="$E2E_DIR/run/images"
+if [ "${1:-}" = clean ]; then
+  [ -d "$store" ] || exit 0
+  containers_env "$store"
+  containers_teardown "$store"
+  rm -rf "$store"
+  exit 0
+fi
+
+containers_env "$store"
+"$REPO_ROOT/deploy/images/build.sh" state-proxy
+if [ -x "$REPO_ROOT/target/release/asya-mesh" ]; then
+  "$REPO_ROOT/deploy/images/build.sh" mesh
+else
+  echo "images.sh: no asya-mesh image: it needs the mesh (asya-mesh binary, cargo build --release --locked -p asya-mesh)"
+fi
+podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}'
