@@ -265,7 +265,7 @@ async fn concurrent_tasks(cx: &Ctx<'_>) -> CaseResult {
     .await?;
     let tasks = try_join_all(ids.iter().map(|id| gateway.wait_final(id, FINAL_WITHIN))).await?;
     for task in &tasks {
-        ensure!(status_of(task) == "succeeded", "task: {}", brief(&task));
+        ensure!(status_of(task) == "succeeded", "task: {}", brief(task));
     }
     let keys: Vec<String> = ids
         .iter()

@@ -79,11 +79,19 @@ enum Command {
         /// Where to write the measurements (JSON).
         #[arg(long)]
         results: Option<PathBuf>,
+        /// Run both crew proxies on this connector instead (`memory`:
+        /// the pipeline without the cost of storage).
+        #[arg(long)]
+        crew_connector: Option<String>,
     },
 }
 
 impl Common {
-    fn options(&self, outage_forwarder: bool) -> Result<(Profile, Options), String> {
+    fn options(
+        &self,
+        outage_forwarder: bool,
+        crew_connector: Option<String>,
+    ) -> Result<(Profile, Options), String> {
         std::fs::create_dir_all(&self.run_dir)
             .map_err(|e| format!("{}: {e}", self.run_dir.display()))?;
         let profile = Profile::read(&self.profile, &self.env_files, &self.run_dir)?;
@@ -102,6 +110,7 @@ impl Common {
             run_dir: self.run_dir.clone(),
             outage_forwarder,
             sidecar_concurrency: 16,
+            crew_connector,
         };
         Ok((profile, options))
     }
@@ -112,7 +121,7 @@ const CASE_WITHIN: Duration = Duration::from_secs(180);
 
 async fn run(common: Common, filter: Option<String>) -> Result<(), String> {
     let started = Instant::now();
-    let (profile, options) = common.options(true)?;
+    let (profile, options) = common.options(true, None)?;
     println!("== integration profile {}", profile.name);
     let mut stack = Stack::start(&profile, &options).await?;
     println!(
@@ -195,7 +204,8 @@ async fn main() -> ExitCode {
             tasks,
             concurrency,
             results,
-        } => match common.options(false) {
+            crew_connector,
+        } => match common.options(false, crew_connector) {
             Ok((profile, options)) => {
                 bench::run(&profile, &options, tasks, concurrency, results.as_deref()).await
             }

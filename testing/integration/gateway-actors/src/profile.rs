@@ -115,10 +115,6 @@ impl Profile {
             .unwrap_or_else(|| "write=buffered".into())
     }
 
-    pub fn transport(&self) -> Result<&str, String> {
-        self.get("ASYA_TRANSPORT")
-    }
-
     pub fn storage(&self) -> Result<&str, String> {
         self.get("STORAGE")
     }

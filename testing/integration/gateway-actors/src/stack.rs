@@ -45,6 +45,9 @@ pub struct Options {
     /// Put the outage forwarder between the crew proxies and storage.
     pub outage_forwarder: bool,
     pub sidecar_concurrency: usize,
+    /// Another connector for both crew proxies (the benchmark runs the
+    /// crew on `memory` to take storage out of the numbers).
+    pub crew_connector: Option<String>,
 }
 
 pub struct Stack {
@@ -125,6 +128,9 @@ impl Stack {
         for crew in Crew::BOTH {
             let mut env = profile.proxy_env(crew);
             crew_storage.push(storage::for_proxy(&storage_kind, &env)?);
+            if let Some(connector) = &options.crew_connector {
+                env.insert("ASYA_CONNECTOR".into(), connector.clone());
+            }
             if options.outage_forwarder {
                 let endpoint = env
                     .get(endpoint_var)

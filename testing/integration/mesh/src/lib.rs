@@ -19,4 +19,5 @@ pub mod setup;
 pub mod sidecar;
 pub mod sse;
 pub mod transport;
+pub mod transport_bench;
 pub mod web;

@@ -10,7 +10,9 @@ use clap::{Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use asya_mesh::{gateway, logging, probe, runtime, settings, setup, sidecar, transport};
+use asya_mesh::{
+    gateway, logging, probe, runtime, settings, setup, sidecar, transport, transport_bench,
+};
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +47,21 @@ enum Command {
         /// Seconds to keep trying while the transport is unreachable.
         #[arg(long, default_value_t = 60)]
         patience: u64,
+    },
+    /// The raw rate of ASYA_TRANSPORT with no actors (JSON on stdout):
+    /// messages published and consumed on one queue, and the round trip
+    /// of one message at a time.
+    TransportBench {
+        #[arg(long, default_value_t = 400)]
+        messages: usize,
+        /// Bytes of each message.
+        #[arg(long, default_value_t = 512)]
+        size: usize,
+        /// Sends in flight (and messages received at once).
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 20)]
+        round_trips: usize,
     },
     /// Exit 0 when healthy: a socket answering GET /healthz, a URL
     /// answering 2xx, or a file that exists.
@@ -119,6 +136,23 @@ async fn run(command: Command) -> Result<(), String> {
                 }
             }
             setup::create_queues(&*transport, &actors, Duration::from_secs(patience)).await
+        }
+        Command::TransportBench {
+            messages,
+            size,
+            concurrency,
+            round_trips,
+        } => {
+            let transport = transport::from_env().await.map_err(|e| e.to_string())?;
+            let plan = transport_bench::Plan {
+                messages,
+                size,
+                concurrency,
+                round_trips,
+            };
+            let result = transport_bench::run(transport, &plan).await?;
+            println!("{result}");
+            Ok(())
         }
         Command::Healthcheck {
             socket,
