@@ -14,7 +14,6 @@ use futures_util::StreamExt;
 use http::{HeaderMap, Method};
 use serde_json::{Value, json};
 
-use crate::cases;
 use crate::profile::{Crew, Profile};
 use crate::stack::{Options, Stack, proxy_socket};
 use crate::storage;
@@ -37,7 +36,7 @@ pub async fn run(
     );
     let stack = Stack::start(profile, options).await?;
     let measured = measure(&stack, options, tasks, concurrency).await;
-    let cleaned = cases::clean(&stack).await;
+    let cleaned = stack.clean().await;
     let problems = stack.stop().await;
     let mut measured = measured?;
     cleaned?;
@@ -80,7 +79,7 @@ async fn measure(
             .await?;
         gateway.wait_final(&id, Duration::from_secs(60)).await?;
     }
-    cases::clean(stack).await?;
+    stack.clean().await?;
 
     // One task at a time: latency end to end, and of the submit alone.
     let (mut end_to_end, mut submit) = (Vec::new(), Vec::new());
@@ -93,7 +92,7 @@ async fn measure(
         gateway.wait_final(&id, Duration::from_secs(60)).await?;
         end_to_end.push(ms(began));
     }
-    cases::clean(stack).await?;
+    stack.clean().await?;
 
     // Throughput: `tasks` echo tasks, `concurrency` submits in flight,
     // until every object is in the bucket.
@@ -125,7 +124,7 @@ async fn measure(
             return Err(format!("task {missing} is final but has no object"));
         }
     }
-    cases::clean(stack).await?;
+    stack.clean().await?;
 
     let stages = stage_costs(stack).await?;
     let transport = transport_rate(stack, options, tasks, concurrency).await?;

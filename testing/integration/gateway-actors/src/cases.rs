@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::{join_all, try_join_all};
 use serde_json::{Value, json};
 
-use crate::stack::Stack;
+use crate::client::Gateway;
 use crate::storage::{self, Storage};
 
 /// How long a task may take to become final.
@@ -22,11 +22,26 @@ type CaseFn = for<'a> fn(&'a Ctx<'a>) -> Pin<Box<dyn Future<Output = CaseResult>
 pub struct Case {
     pub name: &'static str,
     pub run: CaseFn,
+    /// Needs [`Ctx::outage`].
+    pub needs_outage: bool,
+}
+
+/// Makes storage unreachable for the crew's proxies, and reachable again.
+pub trait Outage: Sync {
+    fn cut(&self);
+    fn restore(&self);
+    /// Connections to storage refused or cut so far.
+    fn refused(&self) -> u64;
 }
 
 /// What a test sees.
 pub struct Ctx<'a> {
-    pub stack: &'a Stack,
+    pub gateway: &'a Gateway,
+    /// x-sink's storage.
+    pub results: &'a dyn Storage,
+    /// x-sump's storage.
+    pub errors: &'a dyn Storage,
+    pub outage: Option<&'a dyn Outage>,
     /// Size of the large-payload test on this transport.
     pub large_payload_kb: u64,
 }
@@ -41,9 +56,13 @@ macro_rules! ensure {
 
 macro_rules! case {
     ($name:ident) => {
+        case!($name, false)
+    };
+    ($name:ident, $needs_outage:expr) => {
         Case {
             name: stringify!($name),
             run: |cx| Box::pin($name(cx)),
+            needs_outage: $needs_outage,
         }
     };
 }
@@ -59,15 +78,15 @@ pub fn all() -> Vec<Case> {
         case!(empty_answer),
         case!(deadline),
         case!(gateway_api),
-        case!(storage_outage),
+        case!(storage_outage, true),
         case!(cleanup_pages),
     ]
 }
 
 /// Empties both crew buckets (every page).
-pub async fn clean(stack: &Stack) -> CaseResult {
-    storage::empty(&*stack.results).await?;
-    storage::empty(&*stack.errors).await?;
+pub async fn clean(results: &dyn Storage, errors: &dyn Storage) -> CaseResult {
+    storage::empty(results).await?;
+    storage::empty(errors).await?;
     Ok(())
 }
 
@@ -128,7 +147,7 @@ fn status_of(task: &Value) -> &str {
 
 async fn echo(cx: &Ctx<'_>) -> CaseResult {
     let message = unique("hello");
-    let gateway = &cx.stack.gateway;
+    let gateway = &cx.gateway;
     let id = gateway
         .call("test_echo", json!({"message": message}))
         .await?;
@@ -140,7 +159,7 @@ async fn echo(cx: &Ctx<'_>) -> CaseResult {
         brief(&task)
     );
     let key = format!("succeeded/{id}.json");
-    let stored = object(&*cx.stack.results, &key).await?;
+    let stored = object(cx.results, &key).await?;
     ensure!(stored["id"] == id, "stored id: {stored}");
     ensure!(
         stored["payload"]["echoed"] == message,
@@ -154,16 +173,16 @@ async fn echo(cx: &Ctx<'_>) -> CaseResult {
         stored["status"]["phase"] == "succeeded",
         "stored status: {stored}"
     );
-    exactly(&*cx.stack.results, &[key]).await?;
-    exactly(&*cx.stack.errors, &[]).await
+    exactly(cx.results, &[key]).await?;
+    exactly(cx.errors, &[]).await
 }
 
 async fn pipeline(cx: &Ctx<'_>) -> CaseResult {
-    let gateway = &cx.stack.gateway;
+    let gateway = &cx.gateway;
     let id = gateway.call("test_pipeline", json!({"value": 10})).await?;
     let task = gateway.wait_final(&id, FINAL_WITHIN).await?;
     ensure!(status_of(&task) == "succeeded", "task: {}", brief(&task));
-    let stored = object(&*cx.stack.results, &format!("succeeded/{id}.json")).await?;
+    let stored = object(cx.results, &format!("succeeded/{id}.json")).await?;
     ensure!(stored["payload"]["value"] == 25, "stored payload: {stored}");
     ensure!(
         stored["route"]["prev"] == json!(["test-doubler", "test-incrementer"]),
@@ -173,7 +192,7 @@ async fn pipeline(cx: &Ctx<'_>) -> CaseResult {
 }
 
 async fn error(cx: &Ctx<'_>) -> CaseResult {
-    let gateway = &cx.stack.gateway;
+    let gateway = &cx.gateway;
     let id = gateway
         .call("test_error", json!({"should_fail": true}))
         .await?;
@@ -186,7 +205,7 @@ async fn error(cx: &Ctx<'_>) -> CaseResult {
         brief(&task)
     );
     let key = format!("failed/{id}.json");
-    let stored = object(&*cx.stack.errors, &key).await?;
+    let stored = object(cx.errors, &key).await?;
     let payload = &stored["payload"];
     ensure!(
         payload["error"] == "processing_error",
@@ -208,8 +227,8 @@ async fn error(cx: &Ctx<'_>) -> CaseResult {
         stored["status"]["phase"] == "failed",
         "stored status: {stored}"
     );
-    exactly(&*cx.stack.errors, &[key]).await?;
-    exactly(&*cx.stack.results, &[]).await
+    exactly(cx.errors, &[key]).await?;
+    exactly(cx.results, &[]).await
 }
 
 /// `len` bytes of printable ASCII from a seed (xorshift), so a corrupted
@@ -230,13 +249,13 @@ fn pattern(len: usize, seed: u64) -> String {
 async fn large_payload(cx: &Ctx<'_>) -> CaseResult {
     let kb = cx.large_payload_kb;
     let data = pattern(kb as usize * 1024, 0x5eed);
-    let gateway = &cx.stack.gateway;
+    let gateway = &cx.gateway;
     let id = gateway
         .call("test_large_payload", json!({"size_kb": kb, "data": data}))
         .await?;
     let task = gateway.wait_final(&id, FINAL_WITHIN).await?;
     ensure!(status_of(&task) == "succeeded", "task: {}", brief(&task));
-    let stored = object(&*cx.stack.results, &format!("succeeded/{id}.json")).await?;
+    let stored = object(cx.results, &format!("succeeded/{id}.json")).await?;
     let got = stored["payload"]["data"].as_str().unwrap_or("");
     if got != data {
         let at = got.bytes().zip(data.bytes()).position(|(a, b)| a != b);
@@ -255,7 +274,7 @@ async fn large_payload(cx: &Ctx<'_>) -> CaseResult {
 }
 
 async fn concurrent_tasks(cx: &Ctx<'_>) -> CaseResult {
-    let gateway = &cx.stack.gateway;
+    let gateway = &cx.gateway;
     let messages: Vec<String> = (0..20).map(|i| unique(&format!("task{i}"))).collect();
     let ids = try_join_all(
         messages
@@ -271,7 +290,7 @@ async fn concurrent_tasks(cx: &Ctx<'_>) -> CaseResult {
         .iter()
         .map(|id| format!("succeeded/{id}.json"))
         .collect();
-    let stored = try_join_all(keys.iter().map(|k| object(&*cx.stack.results, k))).await?;
+    let stored = try_join_all(keys.iter().map(|k| object(cx.results, k))).await?;
     for ((id, message), stored) in ids.iter().zip(&messages).zip(&stored) {
         ensure!(stored["id"] == *id, "stored id: {stored}");
         ensure!(
@@ -279,22 +298,22 @@ async fn concurrent_tasks(cx: &Ctx<'_>) -> CaseResult {
             "task {id} stored {stored}"
         );
     }
-    exactly(&*cx.stack.results, &keys).await
+    exactly(cx.results, &keys).await
 }
 
 async fn fan_out(cx: &Ctx<'_>) -> CaseResult {
     let message = unique("fan");
-    let gateway = &cx.stack.gateway;
+    let gateway = &cx.gateway;
     let id = gateway
         .call("test_echo", json!({"message": message, "repeat": 3}))
         .await?;
     let task = gateway.wait_final(&id, FINAL_WITHIN).await?;
     ensure!(status_of(&task) == "succeeded", "task: {}", brief(&task));
-    let keys = wait_for_keys(&*cx.stack.results, 3, Duration::from_secs(30)).await?;
+    let keys = wait_for_keys(cx.results, 3, Duration::from_secs(30)).await?;
     ensure!(keys.len() == 3, "fan-out stored {keys:?}");
     let mut children = BTreeSet::new();
     for key in &keys {
-        let stored = object(&*cx.stack.results, key).await?;
+        let stored = object(cx.results, key).await?;
         ensure!(stored["payload"]["echoed"] == message, "stored {stored}");
         if stored["id"] == id {
             ensure!(
@@ -319,12 +338,12 @@ async fn fan_out(cx: &Ctx<'_>) -> CaseResult {
 
 async fn empty_answer(cx: &Ctx<'_>) -> CaseResult {
     let message = unique("silent");
-    let gateway = &cx.stack.gateway;
+    let gateway = &cx.gateway;
     let arguments = json!({"message": message, "repeat": 0});
     let id = gateway.call("test_echo", arguments.clone()).await?;
     let task = gateway.wait_final(&id, FINAL_WITHIN).await?;
     ensure!(status_of(&task) == "succeeded", "task: {}", brief(&task));
-    let stored = object(&*cx.stack.results, &format!("succeeded/{id}.json")).await?;
+    let stored = object(cx.results, &format!("succeeded/{id}.json")).await?;
     // Nothing came back, so the envelope went on as it came.
     ensure!(stored["payload"] == arguments, "stored payload: {stored}");
     ensure!(
@@ -335,7 +354,7 @@ async fn empty_answer(cx: &Ctx<'_>) -> CaseResult {
 }
 
 async fn deadline(cx: &Ctx<'_>) -> CaseResult {
-    let gateway = &cx.stack.gateway;
+    let gateway = &cx.gateway;
     // This tool's timeout is 0: the deadline has passed when the first
     // actor sees the task.
     let id = gateway
@@ -351,7 +370,7 @@ async fn deadline(cx: &Ctx<'_>) -> CaseResult {
         brief(&task)
     );
     let key = format!("failed/{id}.json");
-    let stored = object(&*cx.stack.results, &key).await?;
+    let stored = object(cx.results, &key).await?;
     ensure!(
         stored["status"]["phase"] == "failed",
         "stored status: {stored}"
@@ -360,11 +379,11 @@ async fn deadline(cx: &Ctx<'_>) -> CaseResult {
         stored["payload"] == json!({"message": "too late"}),
         "stored payload: {stored}"
     );
-    exactly(&*cx.stack.errors, &[]).await
+    exactly(cx.errors, &[]).await
 }
 
 async fn gateway_api(cx: &Ctx<'_>) -> CaseResult {
-    let gateway = &cx.stack.gateway;
+    let gateway = &cx.gateway;
     let (status, body) = gateway.get("/health").await?;
     ensure!(
         status == 200 && body["status"] == "ok",
@@ -415,12 +434,13 @@ async fn gateway_api(cx: &Ctx<'_>) -> CaseResult {
 /// still ends, each stored exactly once under its own name, and nothing
 /// was reported final before it was stored.
 async fn storage_outage(cx: &Ctx<'_>) -> CaseResult {
-    let stack = cx.stack;
-    ensure!(!stack.outage.is_empty(), "this run has no outage forwarder");
-    let gateway = &stack.gateway;
-    stack.cut_storage();
+    let Some(outage) = cx.outage else {
+        return Err("this run has no outage forwarder".into());
+    };
+    let gateway = cx.gateway;
+    outage.cut();
     let restored = async {
-        let refused_before = stack.refused();
+        let refused_before = outage.refused();
         let echoes: Vec<String> = (0..6).map(|i| unique(&format!("outage{i}"))).collect();
         let echo_ids = try_join_all(
             echoes
@@ -444,19 +464,19 @@ async fn storage_outage(cx: &Ctx<'_>) -> CaseResult {
                     brief(&task)
                 );
             }
-            if stack.refused() >= refused_before + 2 * all as u64 {
+            if outage.refused() >= refused_before + 2 * all as u64 {
                 break;
             }
             ensure!(
                 Instant::now() < deadline,
                 "the crew did not try to reach storage during the outage ({} refused)",
-                stack.refused() - refused_before
+                outage.refused() - refused_before
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        exactly(&*stack.results, &[]).await?;
-        exactly(&*stack.errors, &[]).await?;
-        stack.restore_storage();
+        exactly(cx.results, &[]).await?;
+        exactly(cx.errors, &[]).await?;
+        outage.restore();
 
         let finals = join_all(
             echo_ids
@@ -486,10 +506,10 @@ async fn storage_outage(cx: &Ctx<'_>) -> CaseResult {
             .iter()
             .map(|id| format!("failed/{id}.json"))
             .collect();
-        exactly(&*stack.results, &echo_keys).await?;
-        exactly(&*stack.errors, &error_keys).await?;
+        exactly(cx.results, &echo_keys).await?;
+        exactly(cx.errors, &error_keys).await?;
         for ((key, id), message) in echo_keys.iter().zip(&echo_ids).zip(&echoes) {
-            let stored = object(&*stack.results, key).await?;
+            let stored = object(cx.results, key).await?;
             ensure!(
                 stored["id"] == *id && stored["payload"]["echoed"] == *message,
                 "stored {stored}"
@@ -499,13 +519,13 @@ async fn storage_outage(cx: &Ctx<'_>) -> CaseResult {
     }
     .await;
     // Whatever happened, storage is back for the tests after this one.
-    stack.restore_storage();
+    outage.restore();
     restored
 }
 
 /// The cleanup between tests lists past the emulator's page size.
 async fn cleanup_pages(cx: &Ctx<'_>) -> CaseResult {
-    let results = &*cx.stack.results;
+    let results = cx.results;
     storage::fill(results, "paging/", 1100).await?;
     let emptied = storage::empty(results).await?;
     ensure!(

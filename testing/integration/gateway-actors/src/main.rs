@@ -2,6 +2,8 @@
 //!
 //! - `run`: start a profile's processes (the emulators are already up:
 //!   `run-profile.sh` starts them), run the tests, stop everything.
+//! - `check`: the same tests against a mesh that is already running (the
+//!   E2E level's pods).
 //! - `bench`: the same processes, then the pipeline benchmark beside the
 //!   raw transport rate.
 
@@ -20,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 
-use profile::Profile;
+use cases::Ctx;
+use profile::{Crew, Profile};
 use stack::{Options, Stack};
 
 #[derive(Parser)]
@@ -66,6 +69,9 @@ enum Command {
         #[arg(long)]
         filter: Option<String>,
     },
+    /// Run the tests against a gateway that is already serving (all but
+    /// the storage outage, which needs the forwarder of `run`).
+    Check(CheckArgs),
     /// Measure tasks per second end to end and the raw transport rate.
     Bench {
         #[command(flatten)]
@@ -84,6 +90,21 @@ enum Command {
         #[arg(long)]
         crew_connector: Option<String>,
     },
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// The gateway, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    gateway: String,
+    /// The profile: storage kind and the crew proxies' settings say where
+    /// to read objects.
+    #[arg(long)]
+    profile: PathBuf,
+    #[arg(long = "env-file")]
+    env_files: Vec<PathBuf>,
+    #[arg(long)]
+    filter: Option<String>,
 }
 
 impl Common {
@@ -119,6 +140,69 @@ impl Common {
 /// How long one test may take.
 const CASE_WITHIN: Duration = Duration::from_secs(180);
 
+type Outcomes = Vec<(&'static str, Result<(), String>)>;
+
+/// Runs the tests (those whose name contains `filter`), each on empty
+/// buckets.
+async fn run_cases(cx: &Ctx<'_>, filter: Option<&str>) -> Outcomes {
+    let mut outcomes = Vec::new();
+    for case in cases::all() {
+        if filter.is_some_and(|f| !case.name.contains(f)) {
+            continue;
+        }
+        if case.needs_outage && cx.outage.is_none() {
+            println!(
+                "  --    {} not run: it needs the outage forwarder of `run`",
+                case.name
+            );
+            continue;
+        }
+        let began = Instant::now();
+        let outcome = match cases::clean(cx.results, cx.errors).await {
+            Err(e) => Err(format!("cleaning the buckets before the test: {e}")),
+            Ok(()) => tokio::time::timeout(CASE_WITHIN, (case.run)(cx))
+                .await
+                .unwrap_or_else(|_| Err(format!("did not finish within {CASE_WITHIN:?}"))),
+        };
+        report(case.name, &outcome, Some(began));
+        outcomes.push((case.name, outcome));
+    }
+    outcomes
+}
+
+fn report(name: &str, outcome: &Result<(), String>, began: Option<Instant>) {
+    let took = began
+        .map(|b| format!(" ({} ms)", b.elapsed().as_millis()))
+        .unwrap_or_default();
+    match outcome {
+        Ok(()) => println!("  ok    {name}{took}"),
+        Err(e) => println!("  FAIL  {name}{took}: {e}"),
+    }
+}
+
+/// Prints the closing line; `Err` unless something ran and all passed.
+fn verdict(name: &str, outcomes: &Outcomes, started: Instant, logs: &str) -> Result<(), String> {
+    let failed = outcomes.iter().filter(|(_, o)| o.is_err()).count();
+    let passed = outcomes.len() - failed;
+    println!(
+        "{name}: {passed} passed, {failed} failed ({:.1} s{logs})",
+        started.elapsed().as_secs_f64()
+    );
+    if failed == 0 && passed > 0 {
+        Ok(())
+    } else {
+        Err(format!("integration profile {name} failed"))
+    }
+}
+
+fn all_of(problems: Vec<String>) -> Result<(), String> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
 async fn run(common: Common, filter: Option<String>) -> Result<(), String> {
     let started = Instant::now();
     let (profile, options) = common.options(true, None)?;
@@ -129,69 +213,46 @@ async fn run(common: Common, filter: Option<String>) -> Result<(), String> {
         stack.socket_dirs.len() * 2 + 3,
         started.elapsed().as_secs_f64()
     );
-    let cx = cases::Ctx {
-        stack: &stack,
-        large_payload_kb: profile.large_payload_kb()?,
-    };
-    let mut outcomes = Vec::new();
-    for case in cases::all() {
-        if filter.as_deref().is_some_and(|f| !case.name.contains(f)) {
-            continue;
-        }
-        let began = Instant::now();
-        let outcome = match cases::clean(&stack).await {
-            Err(e) => Err(format!("cleaning the buckets before the test: {e}")),
-            Ok(()) => tokio::time::timeout(CASE_WITHIN, (case.run)(&cx))
-                .await
-                .unwrap_or_else(|_| Err(format!("did not finish within {CASE_WITHIN:?}"))),
-        };
-        let took = began.elapsed().as_millis();
-        match &outcome {
-            Ok(()) => println!("  ok    {} ({took} ms)", case.name),
-            Err(e) => println!("  FAIL  {} ({took} ms): {e}", case.name),
-        }
-        outcomes.push((case.name, outcome));
-    }
-    let cleaned = cases::clean(&stack).await;
-    let exited = stack.exited();
-    let problems = stack.stop().await;
-    let mut closing = vec![("cleanup after the tests", cleaned)];
-    closing.push((
-        "every process kept running",
-        if exited.is_empty() {
-            Ok(())
-        } else {
-            Err(exited.join("\n"))
-        },
-    ));
-    closing.push((
-        "clean stop on SIGTERM",
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("\n"))
-        },
-    ));
+    let mut outcomes = run_cases(
+        &stack.context(profile.large_payload_kb()?),
+        filter.as_deref(),
+    )
+    .await;
+    let closing = [
+        ("cleanup after the tests", stack.clean().await),
+        ("every process kept running", all_of(stack.exited())),
+        ("clean stop on SIGTERM", all_of(stack.stop().await)),
+    ];
     for (name, outcome) in closing {
-        match &outcome {
-            Ok(()) => println!("  ok    {name}"),
-            Err(e) => println!("  FAIL  {name}: {e}"),
-        }
+        report(name, &outcome, None);
         outcomes.push((name, outcome));
     }
-    let failed = outcomes.iter().filter(|(_, o)| o.is_err()).count();
-    let passed = outcomes.len() - failed;
-    println!(
-        "{}: {passed} passed, {failed} failed ({:.1} s; logs in {})",
-        profile.name,
-        started.elapsed().as_secs_f64(),
-        options.run_dir.join("logs").display()
-    );
-    if failed == 0 && passed > 0 {
-        Ok(())
-    } else {
-        Err(format!("integration profile {} failed", profile.name))
-    }
+    let logs = format!("; logs in {}", options.run_dir.join("logs").display());
+    verdict(&profile.name, &outcomes, started, &logs)
+}
+
+/// The tests against a mesh someone else runs (the E2E level's pods),
+/// storage read as the profile says.
+async fn check(args: CheckArgs) -> Result<(), String> {
+    let started = Instant::now();
+    let profile = Profile::read(&args.profile, &args.env_files, &std::env::temp_dir())?;
+    println!("== checks of {} against {}", profile.name, args.gateway);
+    let storage_kind = profile.storage()?;
+    let results = storage::for_proxy(storage_kind, &profile.proxy_env(Crew::Sink))?;
+    let errors = storage::for_proxy(storage_kind, &profile.proxy_env(Crew::Sump))?;
+    let gateway = client::Gateway::new(&args.gateway);
+    let cx = Ctx {
+        gateway: &gateway,
+        results: &*results,
+        errors: &*errors,
+        outage: None,
+        large_payload_kb: profile.large_payload_kb()?,
+    };
+    let mut outcomes = run_cases(&cx, args.filter.as_deref()).await;
+    let cleaned = cases::clean(&*results, &*errors).await;
+    report("cleanup after the tests", &cleaned, None);
+    outcomes.push(("cleanup after the tests", cleaned));
+    verdict(&profile.name, &outcomes, started, "")
 }
 
 #[tokio::main]
@@ -199,6 +260,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run { common, filter } => run(common, filter).await,
+        Command::Check(args) => check(args).await,
         Command::Bench {
             common,
             tasks,

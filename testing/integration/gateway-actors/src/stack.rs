@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use conformance::component::Proxy;
 
+use crate::cases::{self, Ctx, Outage};
 use crate::client::Gateway;
 use crate::outage::Forwarder;
 use crate::process::{Process, wait_until};
@@ -54,8 +55,8 @@ pub struct Stack {
     pub gateway: Gateway,
     pub results: Arc<dyn Storage>,
     pub errors: Arc<dyn Storage>,
-    /// Cuts storage off from the crew proxies (when started with it).
-    pub outage: Vec<Forwarder>,
+    /// Cut storage off from the crew proxies (when started with them).
+    outage: Vec<Forwarder>,
     pub mesh_env: Env,
     /// Socket directory of each actor.
     pub socket_dirs: BTreeMap<String, PathBuf>,
@@ -274,17 +275,20 @@ impl Stack {
         })
     }
 
-    pub fn cut_storage(&self) {
-        self.outage.iter().for_each(Forwarder::cut);
+    /// Empties both crew buckets.
+    pub async fn clean(&self) -> Result<(), String> {
+        cases::clean(&*self.results, &*self.errors).await
     }
 
-    pub fn restore_storage(&self) {
-        self.outage.iter().for_each(Forwarder::restore);
-    }
-
-    /// Connections the outage refused or cut so far.
-    pub fn refused(&self) -> u64 {
-        self.outage.iter().map(Forwarder::refused).sum()
+    /// What the tests see of this stack.
+    pub fn context(&self, large_payload_kb: u64) -> Ctx<'_> {
+        Ctx {
+            gateway: &self.gateway,
+            results: &*self.results,
+            errors: &*self.errors,
+            outage: (!self.outage.is_empty()).then_some(self as &dyn Outage),
+            large_payload_kb,
+        }
     }
 
     /// Any process that exited while it should be running.
@@ -331,6 +335,20 @@ impl Stack {
             }
         }
         problems
+    }
+}
+
+impl Outage for Stack {
+    fn cut(&self) {
+        self.outage.iter().for_each(Forwarder::cut);
+    }
+
+    fn restore(&self) {
+        self.outage.iter().for_each(Forwarder::restore);
+    }
+
+    fn refused(&self) -> u64 {
+        self.outage.iter().map(Forwarder::refused).sum()
     }
 }
 
