@@ -17,15 +17,6 @@ command=${1:?usage: rabbitmq.sh start|stop DIR}
 dir=${2:?usage: rabbitmq.sh start|stop DIR}
 port=${RABBITMQ_PORT:-5672}
 
-ensure_rabbitmq() {
-  command -v rabbitmqctl >/dev/null && return 0
-  echo "installing rabbitmq-server (Debian package)" >&2
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq rabbitmq-server >/dev/null
-}
-
 ensure_running() {
   rabbitmq-diagnostics -q ping >/dev/null 2>&1 && return 0
   echo "the RabbitMQ broker does not answer; starting it (rabbitmq-server -detached)" >&2
@@ -36,7 +27,7 @@ ensure_running() {
 case "$command" in
   start)
     mkdir -p "$dir"
-    ensure_rabbitmq
+    ensure_debian_package rabbitmqctl rabbitmq-server
     ensure_running
     vhost="asya-it-$$-$(date +%s%N)"
     rabbitmqctl -q add_vhost "$vhost" >/dev/null

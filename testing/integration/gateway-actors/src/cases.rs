@@ -141,6 +141,20 @@ fn brief(value: &Value) -> String {
     }
 }
 
+/// Submits a task and waits until it is final with `status`; its id and
+/// the task.
+async fn finished(
+    gateway: &Gateway,
+    tool: &str,
+    arguments: Value,
+    status: &str,
+) -> Result<(String, Value), String> {
+    let id = gateway.call(tool, arguments).await?;
+    let task = gateway.wait_final(&id, FINAL_WITHIN).await?;
+    ensure!(status_of(&task) == status, "task: {}", brief(&task));
+    Ok((id, task))
+}
+
 fn status_of(task: &Value) -> &str {
     task["status"].as_str().unwrap_or("")
 }
@@ -148,11 +162,13 @@ fn status_of(task: &Value) -> &str {
 async fn echo(cx: &Ctx<'_>) -> CaseResult {
     let message = unique("hello");
     let gateway = &cx.gateway;
-    let id = gateway
-        .call("test_echo", json!({"message": message}))
-        .await?;
-    let task = gateway.wait_final(&id, FINAL_WITHIN).await?;
-    ensure!(status_of(&task) == "succeeded", "task: {}", brief(&task));
+    let (id, task) = finished(
+        gateway,
+        "test_echo",
+        json!({"message": message}),
+        "succeeded",
+    )
+    .await?;
     ensure!(
         task["result"]["echoed"] == message,
         "task result: {}",
@@ -179,9 +195,7 @@ async fn echo(cx: &Ctx<'_>) -> CaseResult {
 
 async fn pipeline(cx: &Ctx<'_>) -> CaseResult {
     let gateway = &cx.gateway;
-    let id = gateway.call("test_pipeline", json!({"value": 10})).await?;
-    let task = gateway.wait_final(&id, FINAL_WITHIN).await?;
-    ensure!(status_of(&task) == "succeeded", "task: {}", brief(&task));
+    let (id, _) = finished(gateway, "test_pipeline", json!({"value": 10}), "succeeded").await?;
     let stored = object(cx.results, &format!("succeeded/{id}.json")).await?;
     ensure!(stored["payload"]["value"] == 25, "stored payload: {stored}");
     ensure!(
@@ -193,11 +207,13 @@ async fn pipeline(cx: &Ctx<'_>) -> CaseResult {
 
 async fn error(cx: &Ctx<'_>) -> CaseResult {
     let gateway = &cx.gateway;
-    let id = gateway
-        .call("test_error", json!({"should_fail": true}))
-        .await?;
-    let task = gateway.wait_final(&id, FINAL_WITHIN).await?;
-    ensure!(status_of(&task) == "failed", "task: {}", brief(&task));
+    let (id, task) = finished(
+        gateway,
+        "test_error",
+        json!({"should_fail": true}),
+        "failed",
+    )
+    .await?;
     let message = "Intentional test failure";
     ensure!(
         task["error"].as_str().is_some_and(|e| e.contains(message)),
@@ -250,11 +266,13 @@ async fn large_payload(cx: &Ctx<'_>) -> CaseResult {
     let kb = cx.large_payload_kb;
     let data = pattern(kb as usize * 1024, 0x5eed);
     let gateway = &cx.gateway;
-    let id = gateway
-        .call("test_large_payload", json!({"size_kb": kb, "data": data}))
-        .await?;
-    let task = gateway.wait_final(&id, FINAL_WITHIN).await?;
-    ensure!(status_of(&task) == "succeeded", "task: {}", brief(&task));
+    let (id, _) = finished(
+        gateway,
+        "test_large_payload",
+        json!({"size_kb": kb, "data": data}),
+        "succeeded",
+    )
+    .await?;
     let stored = object(cx.results, &format!("succeeded/{id}.json")).await?;
     let got = stored["payload"]["data"].as_str().unwrap_or("");
     if got != data {
@@ -304,11 +322,13 @@ async fn concurrent_tasks(cx: &Ctx<'_>) -> CaseResult {
 async fn fan_out(cx: &Ctx<'_>) -> CaseResult {
     let message = unique("fan");
     let gateway = &cx.gateway;
-    let id = gateway
-        .call("test_echo", json!({"message": message, "repeat": 3}))
-        .await?;
-    let task = gateway.wait_final(&id, FINAL_WITHIN).await?;
-    ensure!(status_of(&task) == "succeeded", "task: {}", brief(&task));
+    let (id, _) = finished(
+        gateway,
+        "test_echo",
+        json!({"message": message, "repeat": 3}),
+        "succeeded",
+    )
+    .await?;
     let keys = wait_for_keys(cx.results, 3, Duration::from_secs(30)).await?;
     ensure!(keys.len() == 3, "fan-out stored {keys:?}");
     let mut children = BTreeSet::new();
@@ -340,9 +360,7 @@ async fn empty_answer(cx: &Ctx<'_>) -> CaseResult {
     let message = unique("silent");
     let gateway = &cx.gateway;
     let arguments = json!({"message": message, "repeat": 0});
-    let id = gateway.call("test_echo", arguments.clone()).await?;
-    let task = gateway.wait_final(&id, FINAL_WITHIN).await?;
-    ensure!(status_of(&task) == "succeeded", "task: {}", brief(&task));
+    let (id, _) = finished(gateway, "test_echo", arguments.clone(), "succeeded").await?;
     let stored = object(cx.results, &format!("succeeded/{id}.json")).await?;
     // Nothing came back, so the envelope went on as it came.
     ensure!(stored["payload"] == arguments, "stored payload: {stored}");
@@ -357,11 +375,13 @@ async fn deadline(cx: &Ctx<'_>) -> CaseResult {
     let gateway = &cx.gateway;
     // This tool's timeout is 0: the deadline has passed when the first
     // actor sees the task.
-    let id = gateway
-        .call("test_deadline", json!({"message": "too late"}))
-        .await?;
-    let task = gateway.wait_final(&id, FINAL_WITHIN).await?;
-    ensure!(status_of(&task) == "failed", "task: {}", brief(&task));
+    let (id, task) = finished(
+        gateway,
+        "test_deadline",
+        json!({"message": "too late"}),
+        "failed",
+    )
+    .await?;
     ensure!(
         task["error"]
             .as_str()
@@ -403,11 +423,13 @@ async fn gateway_api(cx: &Ctx<'_>) -> CaseResult {
     let (status, _) = gateway.post("/mesh/no-such-task/final", &report).await?;
     ensure!(status == 404, "final report of an unknown task: {status}");
     // A task's status never goes back, whatever is reported later.
-    let id = gateway
-        .call("test_echo", json!({"message": "once"}))
-        .await?;
-    let task = gateway.wait_final(&id, FINAL_WITHIN).await?;
-    ensure!(status_of(&task) == "succeeded", "task: {}", brief(&task));
+    let (id, _) = finished(
+        gateway,
+        "test_echo",
+        json!({"message": "once"}),
+        "succeeded",
+    )
+    .await?;
     let late = json!({"id": id, "status": "failed", "error": "late", "actor": "x-sump"});
     let (status, body) = gateway.post(&format!("/mesh/{id}/final"), &late).await?;
     ensure!(

@@ -179,16 +179,7 @@ impl Stack {
         }
         for (runtime, (actor, _)) in runtimes.iter_mut().zip(all_actors.clone()) {
             let ready = socket_dirs[actor].join(asya_mesh::runtime::READY_FILE);
-            wait_until(
-                &format!("{actor} runtime-ready"),
-                READY_WITHIN,
-                &mut [runtime],
-                || {
-                    let exists = ready.exists();
-                    async move { exists }
-                },
-            )
-            .await?;
+            wait_for_file(&ready, runtime).await?;
         }
 
         let port = free_port()?;
@@ -246,16 +237,7 @@ impl Stack {
         }
         for (sidecar, (actor, _)) in sidecars.iter_mut().zip(all_actors) {
             let ready = socket_dirs[actor].join(asya_mesh::sidecar::SIDECAR_READY_FILE);
-            wait_until(
-                &format!("{actor} sidecar-ready"),
-                READY_WITHIN,
-                &mut [sidecar],
-                || {
-                    let exists = ready.exists();
-                    async move { exists }
-                },
-            )
-            .await?;
+            wait_for_file(&ready, sidecar).await?;
         }
 
         let errors = crew_storage.pop().expect("two crew actors");
@@ -350,6 +332,16 @@ impl Outage for Stack {
     fn refused(&self) -> u64 {
         self.outage.iter().map(Forwarder::refused).sum()
     }
+}
+
+/// Waits until `process` has written its readiness file.
+async fn wait_for_file(file: &Path, process: &mut Process) -> Result<(), String> {
+    let what = format!("{} writing {}", process.name, file.display());
+    wait_until(&what, READY_WITHIN, &mut [process], || {
+        let exists = file.exists();
+        async move { exists }
+    })
+    .await
 }
 
 fn free_port() -> Result<u16, String> {

@@ -132,7 +132,12 @@ impl Gateway {
         };
         let now = chrono::Utc::now();
         let created = envelope::rfc3339(now);
-        let deadline = now + chrono::Duration::seconds(flow.timeout.min(i64::MAX as u64) as i64);
+        // A timeout too large for a date means no practical deadline.
+        let deadline = i64::try_from(flow.timeout)
+            .ok()
+            .and_then(chrono::TimeDelta::try_seconds)
+            .and_then(|timeout| now.checked_add_signed(timeout))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
         let id = envelope::new_id();
         let first = Envelope {
             id: id.clone(),
