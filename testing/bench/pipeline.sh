@@ -28,7 +28,7 @@ for profile in "${profiles[@]}"; do
     results=$(mktemp)
     "$integration/run-profile.sh" "$profile" bench --tasks "$tasks" --results "$results" \
       ${crew:+--crew-connector "$crew"} |
-      grep '^| ' || { echo "benchmark of $profile failed" >&2; exit 1; }
+      grep -E '^(\| |CPU)' || { echo "benchmark of $profile failed" >&2; exit 1; }
     mv "$results" "$integration/run/$profile/bench${crew:+-$crew}.json"
   done
 done

@@ -48,6 +48,7 @@ pub async fn run(
         None => profile.name.clone(),
     });
     print_summary(&measured);
+    println!("CPU ms per task: {}", measured["cpu_ms_per_task"]);
     if let Some(path) = results {
         let text = serde_json::to_string_pretty(&measured).expect("serializable");
         std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -96,6 +97,8 @@ async fn measure(
 
     // Throughput: `tasks` echo tasks, `concurrency` submits in flight,
     // until every object is in the bucket.
+    let parts = measured_processes(stack, options);
+    let cpu_before = cpu_of(&parts);
     let started = Instant::now();
     let submits = futures_util::stream::iter(0..tasks)
         .map(|i| gateway.call("test_echo", json!({"message": format!("bench{i}")})))
@@ -115,6 +118,7 @@ async fn measure(
         }
     }
     let pipeline_seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_per_task(&parts, &cpu_before, tasks, pipeline_seconds);
     if !crew_in_memory {
         let stored: BTreeSet<String> = stack.results.list().await?.keys.into_iter().collect();
         if let Some(missing) = ids
@@ -142,9 +146,96 @@ async fn measure(
         },
         "transport": transport,
         "stages_ms_median": stages,
+        "cpu_ms_per_task": cpu,
         "ratio": pipeline_rate / transport_rate,
         "transport_round_trips_per_hop": transport_rate / pipeline_rate / ECHO_HOPS,
     }))
+}
+
+/// The processes whose CPU the throughput run is charged to: the stack's,
+/// the emulators' (their pid files in the run directory), the RabbitMQ
+/// broker when it can be asked, and this client.
+fn measured_processes(stack: &Stack, options: &Options) -> Vec<(String, u32)> {
+    let mut parts: Vec<(String, u32)> = stack
+        .pids()
+        .into_iter()
+        .map(|(part, pid)| (part.to_owned(), pid))
+        .collect();
+    let emulators = std::fs::read_dir(&options.run_dir)
+        .into_iter()
+        .flatten()
+        .flatten();
+    for dir in emulators.filter(|e| e.path().is_dir()) {
+        for file in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = file.path();
+            if path.extension().is_some_and(|e| e == "pid") {
+                let pid = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok());
+                let name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+                if let (Some(pid), Some(name)) = (pid, name) {
+                    parts.push((name, pid));
+                }
+            }
+        }
+    }
+    if stack.mesh_env.get("ASYA_TRANSPORT").map(String::as_str) == Some("rabbitmq") {
+        let broker = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "eval", "list_to_integer(os:getpid())."])
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok());
+        if let Some(pid) = broker {
+            parts.push(("rabbitmq broker".into(), pid));
+        }
+    }
+    parts.push(("benchmark client".into(), std::process::id()));
+    parts
+}
+
+/// User and system CPU of a process so far, in milliseconds.
+fn cpu_ms(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no memory effects.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks * 1e3 / per_second)
+}
+
+fn cpu_of(parts: &[(String, u32)]) -> Vec<Option<f64>> {
+    parts.iter().map(|(_, pid)| cpu_ms(*pid)).collect()
+}
+
+/// CPU milliseconds per task by part, and what the two cores had left.
+fn cpu_per_task(
+    parts: &[(String, u32)],
+    before: &[Option<f64>],
+    tasks: usize,
+    seconds: f64,
+) -> Value {
+    let mut by_part = serde_json::Map::new();
+    let mut total = 0.0;
+    for (((part, _), before), after) in parts.iter().zip(before).zip(cpu_of(parts)) {
+        if let (Some(before), Some(after)) = (before, after) {
+            let per_task = (after - before) / tasks as f64;
+            total += per_task;
+            let entry = by_part.entry(part.clone()).or_insert(json!(0.0));
+            *entry = json!(entry.as_f64().unwrap_or(0.0) + per_task);
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    by_part.insert("all measured".into(), json!(total));
+    by_part.insert(
+        "machine (cores × wall)".into(),
+        json!(cores * seconds * 1e3 / tasks as f64),
+    );
+    Value::Object(by_part)
 }
 
 /// Median cost of the pieces of one task, each measured alone.

@@ -273,6 +273,24 @@ impl Stack {
         }
     }
 
+    /// Every process of the stack by its part (`gateway`, `sidecars`,
+    /// `runtimes`, `crew state proxies`), for measurements.
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        let mut pids = Vec::new();
+        let part = |name, processes: &[Process], pids: &mut Vec<_>| {
+            pids.extend(processes.iter().filter_map(|p| Some((name, p.pid()?))));
+        };
+        part("sidecars", &self.sidecars, &mut pids);
+        part("runtimes", &self.runtimes, &mut pids);
+        part("gateway", self.gateway_process.as_slice(), &mut pids);
+        pids.extend(
+            self.proxies
+                .iter()
+                .filter_map(|(_, proxy)| Some(("crew state proxies", proxy.pid()?))),
+        );
+        pids
+    }
+
     /// Any process that exited while it should be running.
     pub fn exited(&mut self) -> Vec<String> {
         let processes = self
