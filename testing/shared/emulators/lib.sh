@@ -58,3 +58,14 @@ stop_pidfile() {
 bucket_names() {
   grep -v '^[[:space:]]*\(#\|$\)' "$EMULATORS_DIR/configs/$1-buckets.txt"
 }
+
+# ensure_debian_package COMMAND PACKAGE: installs PACKAGE with apt-get
+# unless COMMAND is already on the PATH.
+ensure_debian_package() {
+  command -v "$1" >/dev/null && return 0
+  echo "installing $2 (Debian package)" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
+}

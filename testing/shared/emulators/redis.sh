@@ -14,12 +14,8 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
 ensure_redis() {
-  command -v redis-server >/dev/null && command -v redis-cli >/dev/null && return 0
-  echo "installing redis-server (Debian package)" >&2
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+  ensure_debian_package redis-server redis-server
+  ensure_debian_package redis-cli redis-tools
 }
 
 launch() {
