@@ -5,7 +5,10 @@
 //!
 //! Every check works on its own key under a scratch prefix unique to the
 //! run (`_selftest/<time>-<pid>/`), through the store exactly as the proxy
-//! calls it; what the run wrote is deleted at the end.
+//! calls it; what the run wrote is deleted at the end. The checks see
+//! only a [`Store`]: `state-proxy selftest` (`crate::commands::selftest`)
+//! and `serve --selftest` (`crate::connector`) hand them the store they
+//! opened.
 
 use std::fmt;
 use std::time::SystemTime;
@@ -13,7 +16,6 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::config::ServeArgs;
 use crate::error::Error;
 use crate::key::Key;
 use crate::store::{Body, Condition, Store, Version};
@@ -132,28 +134,6 @@ pub async fn run(store: &dyn Store, connector: &str) -> SelftestReport {
         scratch_prefix: format!("{scratch}/"),
         passed,
         checks,
-    }
-}
-
-/// `state-proxy selftest`: the backend of the serve flags; `Err` when a
-/// guarantee fails (the table is printed either way).
-pub async fn command(args: &ServeArgs) -> Result<(), String> {
-    // Fails only when a provider is already installed, which is fine.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let store = crate::serve::open_store(args)?;
-    let report = run(store.as_ref(), &args.connector.to_string()).await;
-    println!("{report}");
-    if report.passed {
-        Ok(())
-    } else {
-        Err(format!(
-            "selftest failed: {}",
-            report
-                .failures()
-                .map(|check| check.name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
     }
 }
 

@@ -11,11 +11,12 @@ use async_trait::async_trait;
 use http::{HeaderMap, Method};
 use state_client::{Client, Readiness};
 use state_proxy::Result;
+use state_proxy::connector::{self, AppSettings};
 use state_proxy::error::Error;
 use state_proxy::http::metrics_listener::MetricsListener;
-use state_proxy::http::{App, Server};
+use state_proxy::http::{App, Server, ServerOptions};
 use state_proxy::key::Key;
-use state_proxy::mode::{Consistency, Mode, ModeOptions};
+use state_proxy::mode::{Consistency, ModeOptions};
 use state_proxy::store::memory::MemoryStore;
 use state_proxy::store::{Body, Condition, Listing, Object, ObjectMeta, Store, StoreInfo, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -82,16 +83,20 @@ impl Running {
 fn serve(store: Arc<Flaky>, readiness_max_age: Duration) -> (Running, Arc<App>) {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("proxy.sock");
-    let mode = Mode::new(
-        store,
-        &ModeOptions {
+    let settings = AppSettings {
+        readiness_max_age,
+        ..AppSettings::new(ModeOptions {
             consistency: Consistency::BufferedLww,
             max_body_bytes: 1 << 20,
             remembered_versions: NonZeroUsize::new(16).unwrap(),
-        },
-    );
-    let app = Arc::new(App::new(mode).with_readiness_max_age(readiness_max_age));
-    let server = Server::bind(&socket, 0o600, Arc::clone(&app), Duration::from_secs(5)).unwrap();
+        })
+    };
+    let app = connector::assemble(store, &settings, None);
+    let options = ServerOptions {
+        socket_mode: 0o600,
+        shutdown_grace: Duration::from_secs(5),
+    };
+    let server = Server::bind(&socket, &options, Arc::clone(&app)).unwrap();
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(server.serve(async {
         let _ = stopped.await;

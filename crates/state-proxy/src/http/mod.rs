@@ -17,8 +17,17 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 
-pub use router::App;
+pub use router::{App, AppParts};
 use socket::BoundSocket;
+
+/// How the socket server runs.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Permissions of the socket file.
+    pub socket_mode: u32,
+    /// How long requests in flight may take to finish at shutdown.
+    pub shutdown_grace: Duration,
+}
 
 /// A proxy bound to its socket, ready to serve.
 pub struct Server {
@@ -29,11 +38,11 @@ pub struct Server {
 
 impl Server {
     /// Claims the socket (see [`BoundSocket::bind`]).
-    pub fn bind(path: &Path, mode: u32, app: Arc<App>, grace: Duration) -> Result<Server, String> {
+    pub fn bind(path: &Path, options: &ServerOptions, app: Arc<App>) -> Result<Server, String> {
         Ok(Server {
-            socket: BoundSocket::bind(path, mode)?,
+            socket: BoundSocket::bind(path, options.socket_mode)?,
             app,
-            grace,
+            grace: options.shutdown_grace,
         })
     }
 

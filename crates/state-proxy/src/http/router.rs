@@ -1,7 +1,7 @@
 //! Routes of PROTOCOL.md: from an HTTP request to a mode call and back.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -18,9 +18,8 @@ use crate::key::{Key, validate_list_prefix};
 use crate::metrics::{self, Metrics, RouteName};
 use crate::mode::Mode;
 use crate::query::{self, Query, QueryLimits};
-use crate::readiness::{self, Readiness};
+use crate::readiness::Readiness;
 use crate::selftest::SelftestReport;
-use crate::store::instrumented::InstrumentedStore;
 use crate::store::{Body, Condition, Version};
 use crate::timing;
 
@@ -103,38 +102,29 @@ impl Route<'_> {
     }
 }
 
+/// What an [`App`] is made of; the composition root (`crate::connector`)
+/// builds it.
+pub struct AppParts {
+    /// The consistency policy over the (instrumented) store.
+    pub mode: Mode,
+    /// The process's metrics, which every answer is counted in.
+    pub metrics: Arc<Metrics>,
+    /// The backend probe behind `/readyz`.
+    pub readiness: Readiness,
+    pub query_limits: QueryLimits,
+    /// The self-test run at start, shown in `/capabilities`.
+    pub selftest: Option<SelftestReport>,
+}
+
 impl App {
-    /// Serves `mode` with the default query limits; its store is wrapped
-    /// so that backend calls are timed and counted.
-    pub fn new(mode: Mode) -> App {
-        let metrics = Arc::new(Metrics::new(mode.remembered_shared()));
-        let timed = Arc::clone(&metrics);
-        let mode = mode.wrap_store(|store| Arc::new(InstrumentedStore::new(store, timed)));
-        let readiness = Readiness::new(Arc::clone(mode.store()), readiness::DEFAULT_MAX_AGE);
+    pub fn new(parts: AppParts) -> App {
         App {
-            mode,
-            query_limits: QueryLimits::default(),
-            metrics,
-            readiness,
-            selftest: None,
+            mode: parts.mode,
+            query_limits: parts.query_limits,
+            metrics: parts.metrics,
+            readiness: parts.readiness,
+            selftest: parts.selftest,
         }
-    }
-
-    pub fn with_query_limits(mut self, limits: QueryLimits) -> App {
-        self.query_limits = limits;
-        self
-    }
-
-    /// Reports the result of the self-test run at start in `/capabilities`.
-    pub fn with_selftest(mut self, report: SelftestReport) -> App {
-        self.selftest = Some(report);
-        self
-    }
-
-    /// How long a probe's outcome answers `/readyz` (default 2 s).
-    pub fn with_readiness_max_age(mut self, max_age: Duration) -> App {
-        self.readiness = Readiness::new(Arc::clone(self.mode.store()), max_age);
-        self
     }
 
     pub fn mode(&self) -> &Mode {

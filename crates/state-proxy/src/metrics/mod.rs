@@ -11,6 +11,7 @@
 //! shared between cores on the request path. Only series that occurred
 //! are exported.
 
+pub mod instrumented;
 mod sharded;
 
 use std::fmt;

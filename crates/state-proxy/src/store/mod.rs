@@ -17,7 +17,6 @@ pub mod fs;
 pub mod gcs;
 pub mod http_backend;
 pub mod idle_timeout;
-pub mod instrumented;
 pub mod listing;
 pub mod memory;
 pub mod redis;

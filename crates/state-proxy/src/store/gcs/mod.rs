@@ -34,13 +34,12 @@ use serde::Deserialize;
 
 use self::api::{Api, Retry, header};
 use self::auth::{Auth, signing_error};
-use self::sign::{MAX_EXPIRES_SECS, UrlToSign};
+use self::sign::UrlToSign;
 use super::http_backend;
 use super::listing::ListingBuilder;
 use super::{
     AttrSpec, Body, Condition, Listing, Object, ObjectMeta, ObjectNames, Store, StoreInfo, Version,
 };
-use crate::config::BackendArgs;
 use crate::error::{Error, Result};
 use crate::key::Key;
 
@@ -84,6 +83,9 @@ static INFO: StoreInfo = StoreInfo {
     ttl: false,
 };
 
+/// Longest validity of a signed URL V4 signatures allow: seven days.
+pub const MAX_SIGNED_URL_SECS: u64 = sign::MAX_EXPIRES_SECS;
+
 /// Settings of the `gcs` store.
 #[derive(Clone, Debug)]
 pub struct GcsOptions {
@@ -100,58 +102,6 @@ pub struct GcsOptions {
     pub presign_ttl: Duration,
     /// `STATE_BACKEND_TIMEOUT_SECS`.
     pub timeout: Duration,
-}
-
-impl GcsOptions {
-    /// Reads and checks the settings; nothing is contacted.
-    pub fn from_args(backend: &BackendArgs, prefix: &str) -> Result<GcsOptions, String> {
-        let bucket = backend.require_bucket("gcs")?.to_owned();
-        let emulator = match backend.storage_emulator_host.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(host) => Some(emulator_base(host)?),
-        };
-        let ttl = backend.presign_ttl.as_secs();
-        if !(1..=MAX_EXPIRES_SECS).contains(&ttl) {
-            return Err(format!(
-                "STATE_PRESIGN_TTL is {ttl} s; GCS signed URLs need 1 to {MAX_EXPIRES_SECS} s (7 days)"
-            ));
-        }
-        if backend.backend_timeout.is_zero() {
-            return Err("STATE_BACKEND_TIMEOUT_SECS must be above 0 for the gcs store".to_owned());
-        }
-        let project = backend
-            .gcs_project
-            .as_deref()
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned);
-        Ok(GcsOptions {
-            bucket,
-            prefix: prefix.to_owned(),
-            project,
-            emulator,
-            presign_ttl: Duration::from_secs(ttl),
-            timeout: backend.backend_timeout,
-        })
-    }
-}
-
-/// `STORAGE_EMULATOR_HOST` as Google's clients read it: a URL, or a bare
-/// `host:port` meaning plain HTTP.
-fn emulator_base(host: &str) -> Result<String, String> {
-    let base = if host.contains("://") {
-        host.to_owned()
-    } else {
-        format!("http://{host}")
-    };
-    let parsed = reqwest::Url::parse(&base)
-        .map_err(|e| format!("STORAGE_EMULATOR_HOST={host:?} is not a host or URL: {e}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(format!(
-            "STORAGE_EMULATOR_HOST={host:?} must be host:port or an http(s) URL"
-        ));
-    }
-    Ok(base.trim_end_matches('/').to_owned())
 }
 
 pub struct GcsStore {

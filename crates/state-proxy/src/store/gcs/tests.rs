@@ -20,8 +20,6 @@ use tokio::net::TcpListener;
 use super::api::Api;
 use super::auth::Auth;
 use super::*;
-use crate::config::BackendArgs;
-use crate::mode::{Consistency, Mode, ModeOptions};
 
 /// One request as the fake received it.
 #[derive(Clone, Debug)]
@@ -297,36 +295,27 @@ async fn tags_that_are_no_generation_fail_without_a_call() {
     assert!(fake.requests().is_empty());
 }
 
+/// What compare-and-swap relies on (the mode makes a plain write
+/// conditional on the version it read): the generation a read returns is
+/// the one a conditional upload sends, and GCS's refusal is a failed
+/// condition.
 #[tokio::test]
-async fn failed_preconditions_are_412_and_cas_turns_them_into_conflicts() {
-    // Downloads carry generation 41; uploads conditional on it fail as if
-    // another writer had been first.
+async fn failed_preconditions_are_412_for_the_generation_read() {
     let fake = FakeGcs::start(|request, _| match request.method.as_str() {
         "GET" => media("hello", "41"),
         _ => gcs_error(412, "Precondition Failed"),
     })
     .await;
-    let store: Arc<dyn Store> = Arc::new(fake.store(""));
-    let explicit = store
-        .put(&key("k"), full("x"), Condition::IfMatch(Version::new("41")))
+    let store = fake.store("");
+    let read = store.get(&key("k")).await.unwrap().meta.version;
+    assert_eq!(read.as_str(), "41");
+    let write = store
+        .put(&key("k"), full("x"), Condition::IfMatch(read))
         .await;
     assert!(
-        matches!(&explicit, Err(Error::PreconditionFailed(m)) if m.contains("Precondition Failed")),
-        "{explicit:?}"
+        matches!(&write, Err(Error::PreconditionFailed(m)) if m.contains("Precondition Failed")),
+        "{write:?}"
     );
-    let cas = Mode::new(
-        store,
-        &ModeOptions {
-            consistency: Consistency::BufferedCas,
-            max_body_bytes: 1 << 20,
-            remembered_versions: std::num::NonZeroUsize::new(8).unwrap(),
-        },
-    );
-    let object = cas.get(&key("k")).await.unwrap();
-    assert_eq!(object.meta.version.as_str(), "41");
-    let write = cas.put(&key("k"), full("y"), Condition::None).await;
-    assert!(matches!(write, Err(Error::Conflict(_))), "{write:?}");
-    // The plain write was conditional on the generation the read returned.
     let upload = fake
         .requests()
         .into_iter()
@@ -780,56 +769,26 @@ async fn probe_lists_one_object_and_names_a_missing_bucket() {
     );
 }
 
-fn backend_args() -> BackendArgs {
-    BackendArgs {
-        bucket: Some("state".to_owned()),
+fn options(emulator: Option<&str>) -> GcsOptions {
+    GcsOptions {
+        bucket: "state".to_owned(),
+        prefix: String::new(),
+        project: None,
+        emulator: emulator.map(str::to_owned),
         presign_ttl: Duration::from_secs(3600),
-        backend_timeout: Duration::from_secs(30),
-        ..BackendArgs::default()
+        timeout: Duration::from_secs(30),
     }
-}
-
-#[test]
-fn options_need_a_bucket_and_a_valid_ttl() {
-    let missing = GcsOptions::from_args(&BackendArgs::default(), "").unwrap_err();
-    assert!(missing.contains("STATE_BUCKET"), "{missing}");
-    let long = BackendArgs {
-        presign_ttl: Duration::from_secs(MAX_EXPIRES_SECS + 1),
-        ..backend_args()
-    };
-    let refused = GcsOptions::from_args(&long, "").unwrap_err();
-    assert!(refused.contains("STATE_PRESIGN_TTL"), "{refused}");
-    let production = GcsOptions::from_args(&backend_args(), "p").unwrap();
-    assert_eq!(production.emulator, None);
-    assert_eq!(production.bucket, "state");
 }
 
 #[tokio::test]
-async fn the_emulator_variable_means_no_credentials_at_all() {
-    for (host, base) in [
-        ("127.0.0.1:4443", "http://127.0.0.1:4443"),
-        ("http://127.0.0.1:4443/", "http://127.0.0.1:4443"),
-        ("https://gcs.local:8443", "https://gcs.local:8443"),
-    ] {
-        let args = BackendArgs {
-            storage_emulator_host: Some(host.to_owned()),
-            ..backend_args()
-        };
-        let options = GcsOptions::from_args(&args, "").unwrap();
-        assert_eq!(options.emulator.as_deref(), Some(base));
-        let store = GcsStore::new(options).unwrap();
-        assert_eq!(store.api.base, base);
-        assert!(matches!(store.api.auth, Auth::Anonymous));
-        assert_eq!(store.api.auth.bearer().await.unwrap(), None);
-    }
-    let bad = BackendArgs {
-        storage_emulator_host: Some("ftp://x".to_owned()),
-        ..backend_args()
-    };
-    assert!(GcsOptions::from_args(&bad, "").is_err());
-    // Without the variable the credentials exist only as a promise:
+async fn an_emulator_means_no_credentials_at_all() {
+    let store = GcsStore::new(options(Some("http://127.0.0.1:4443"))).unwrap();
+    assert_eq!(store.api.base, "http://127.0.0.1:4443");
+    assert!(matches!(store.api.auth, Auth::Anonymous));
+    assert_eq!(store.api.auth.bearer().await.unwrap(), None);
+    // Without an emulator the credentials exist only as a promise:
     // building the store looks nothing up.
-    let store = GcsStore::new(GcsOptions::from_args(&backend_args(), "").unwrap()).unwrap();
+    let store = GcsStore::new(options(None)).unwrap();
     match &store.api.auth {
         Auth::Google { tokens, signer } => {
             assert!(!tokens.initialized() && !signer.initialized());

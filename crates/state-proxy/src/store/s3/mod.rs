@@ -46,7 +46,6 @@ use super::listing::ListingBuilder;
 use super::{
     AttrSpec, Body, Condition, Listing, Object, ObjectMeta, ObjectNames, Store, StoreInfo, Version,
 };
-use crate::config::BackendArgs;
 use crate::error::{Error, Result};
 use crate::key::Key;
 
@@ -55,7 +54,7 @@ const PAGE_SIZE: &str = "1000";
 /// Content type of uploaded objects: the protocol carries none.
 const CONTENT_TYPE: &str = "application/octet-stream";
 /// Longest validity of a presigned URL SigV4 allows: seven days.
-const MAX_PRESIGN_SECS: u64 = 7 * 24 * 3600;
+pub const MAX_PRESIGN_SECS: u64 = 7 * 24 * 3600;
 
 static INFO: StoreInfo = StoreInfo {
     name: "s3",
@@ -109,45 +108,6 @@ pub struct S3Options {
 }
 
 impl S3Options {
-    /// Reads and checks the settings; nothing is contacted.
-    pub fn from_args(backend: &BackendArgs, prefix: &str) -> Result<S3Options, String> {
-        let bucket = backend.require_bucket("s3")?.to_owned();
-        let endpoint = match backend.aws_endpoint_url.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(url) => {
-                let parsed = reqwest::Url::parse(url)
-                    .map_err(|e| format!("AWS_ENDPOINT_URL={url:?} is not a URL: {e}"))?;
-                if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-                    return Err(format!(
-                        "AWS_ENDPOINT_URL={url:?} must be an http(s) URL such as http://127.0.0.1:5000"
-                    ));
-                }
-                Some(url.trim_end_matches('/').to_owned())
-            }
-        };
-        let region = backend.aws_region.trim();
-        if region.is_empty() {
-            return Err("AWS_REGION must not be empty for the s3 store".to_owned());
-        }
-        let ttl = backend.presign_ttl.as_secs();
-        if !(1..=MAX_PRESIGN_SECS).contains(&ttl) {
-            return Err(format!(
-                "STATE_PRESIGN_TTL is {ttl} s; S3 presigned URLs need 1 to {MAX_PRESIGN_SECS} s (7 days)"
-            ));
-        }
-        if backend.backend_timeout.is_zero() {
-            return Err("STATE_BACKEND_TIMEOUT_SECS must be above 0 for the s3 store".to_owned());
-        }
-        Ok(S3Options {
-            bucket,
-            prefix: prefix.to_owned(),
-            region: region.to_owned(),
-            endpoint,
-            presign_ttl: Duration::from_secs(ttl),
-            timeout: backend.backend_timeout,
-        })
-    }
-
     /// The `object_store` client that holds the credential chain and
     /// signs presigned URLs. Building it contacts nothing. It sends no
     /// request of its own, so its retries are switched off.

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,8 +20,6 @@ use tokio::net::TcpListener;
 
 use super::upload::PART_SIZE;
 use super::*;
-use crate::config::BackendArgs;
-use crate::mode::{Consistency, Mode, ModeOptions};
 
 /// One request as the fake received it.
 #[derive(Clone, Debug)]
@@ -224,17 +221,6 @@ fn full(data: &'static str) -> Body {
     Body::Full(Bytes::from_static(data.as_bytes()))
 }
 
-fn cas_over(store: S3Store) -> Mode {
-    Mode::new(
-        Arc::new(store),
-        &ModeOptions {
-            consistency: Consistency::BufferedCas,
-            max_body_bytes: 1 << 20,
-            remembered_versions: NonZeroUsize::new(8).unwrap(),
-        },
-    )
-}
-
 async fn bytes_of(body: Body) -> Bytes {
     match body {
         Body::Full(bytes) => bytes,
@@ -295,8 +281,11 @@ async fn whole_writes_are_one_signed_put_with_the_condition_headers() {
     }
 }
 
+/// What compare-and-swap relies on (the mode makes a plain write
+/// conditional on the version it read): the version a read returns is the
+/// one a conditional write sends, and S3's refusal is a failed condition.
 #[tokio::test]
-async fn failed_preconditions_are_412_and_cas_turns_them_into_conflicts() {
+async fn failed_preconditions_are_412_for_the_version_read() {
     let fake = FakeS3::start(|request, _| match request.method.as_str() {
         "GET" => object("hello", "41"),
         _ => s3_error(
@@ -306,21 +295,16 @@ async fn failed_preconditions_are_412_and_cas_turns_them_into_conflicts() {
         ),
     })
     .await;
-    let explicit = fake
-        .store("")
-        .put(&key("k"), full("x"), Condition::IfMatch(Version::new("41")))
+    let store = fake.store("");
+    let read = store.get(&key("k")).await.unwrap().meta.version;
+    assert_eq!(read.as_str(), "41");
+    let write = store
+        .put(&key("k"), full("x"), Condition::IfMatch(read))
         .await;
     assert!(
-        matches!(&explicit, Err(Error::PreconditionFailed(m)) if m.contains("pre-conditions")),
-        "{explicit:?}"
+        matches!(&write, Err(Error::PreconditionFailed(m)) if m.contains("pre-conditions")),
+        "{write:?}"
     );
-    let cas = cas_over(fake.store(""));
-    assert_eq!(
-        cas.get(&key("k")).await.unwrap().meta.version.as_str(),
-        "41"
-    );
-    let write = cas.put(&key("k"), full("y"), Condition::None).await;
-    assert!(matches!(write, Err(Error::Conflict(_))), "{write:?}");
     let put = fake
         .requests()
         .into_iter()
@@ -334,17 +318,10 @@ async fn failed_preconditions_are_412_and_cas_turns_them_into_conflicts() {
 }
 
 #[tokio::test]
-async fn a_key_deleted_behind_our_back_is_a_conflict_not_an_error() {
+async fn a_key_deleted_behind_our_back_fails_the_condition() {
     // S3 answers If-Match on a missing key with 404 NoSuchKey.
-    let fake = FakeS3::start(|request, _| match request.method.as_str() {
-        "GET" => object("v", "7"),
-        _ => s3_error(404, "NoSuchKey", "The specified key does not exist."),
-    })
-    .await;
-    let cas = cas_over(fake.store(""));
-    cas.get(&key("k")).await.unwrap();
-    let write = cas.put(&key("k"), full("w"), Condition::None).await;
-    assert!(matches!(write, Err(Error::Conflict(_))), "{write:?}");
+    let fake =
+        FakeS3::start(|_, _| s3_error(404, "NoSuchKey", "The specified key does not exist.")).await;
     let explicit = fake
         .store("")
         .put(&key("k"), full("w"), Condition::IfMatch(Version::new("7")))
@@ -1026,58 +1003,15 @@ async fn probe_lists_one_object_and_names_a_missing_bucket() {
     );
 }
 
-fn backend_args() -> BackendArgs {
-    BackendArgs {
-        bucket: Some("state".to_owned()),
-        aws_region: "us-east-1".to_owned(),
-        presign_ttl: Duration::from_secs(3600),
-        backend_timeout: Duration::from_secs(30),
-        ..BackendArgs::default()
-    }
-}
-
-#[test]
-fn options_need_a_bucket_a_valid_endpoint_and_ttl() {
-    let missing = S3Options::from_args(&BackendArgs::default(), "").unwrap_err();
-    assert!(missing.contains("STATE_BUCKET"), "{missing}");
-    let long = BackendArgs {
-        presign_ttl: Duration::from_secs(MAX_PRESIGN_SECS + 1),
-        ..backend_args()
-    };
-    assert!(
-        S3Options::from_args(&long, "")
-            .unwrap_err()
-            .contains("STATE_PRESIGN_TTL")
-    );
-    let bad = BackendArgs {
-        aws_endpoint_url: Some("ftp://x".to_owned()),
-        ..backend_args()
-    };
-    assert!(
-        S3Options::from_args(&bad, "")
-            .unwrap_err()
-            .contains("AWS_ENDPOINT_URL")
-    );
-    let emulator = BackendArgs {
-        aws_endpoint_url: Some("http://127.0.0.1:5000/".to_owned()),
-        ..backend_args()
-    };
-    let options = S3Options::from_args(&emulator, "p").unwrap();
-    assert_eq!(options.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
-    let production = S3Options::from_args(&backend_args(), "p").unwrap();
-    assert_eq!(production.endpoint, None);
-    assert_eq!(
-        (production.bucket.as_str(), production.region.as_str()),
-        ("state", "us-east-1")
-    );
-}
-
 #[test]
 fn production_requests_are_virtual_hosted_on_the_regional_endpoint() {
     let options = S3Options {
-        endpoint: None,
+        bucket: "state".to_owned(),
+        prefix: String::new(),
         region: "eu-central-1".to_owned(),
-        ..S3Options::from_args(&backend_args(), "").unwrap()
+        endpoint: None,
+        presign_ttl: Duration::from_secs(3600),
+        timeout: Duration::from_secs(30),
     };
     let credentials = AmazonS3Builder::new()
         .with_access_key_id("a")

@@ -11,10 +11,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-use super::{Body, ByteStream, Condition, Listing, Object, ObjectMeta, Store, StoreInfo, Version};
+use super::{BackendOperation, Metrics};
 use crate::error::Result;
 use crate::key::Key;
-use crate::metrics::{BackendOperation, Metrics};
+use crate::store::{
+    Body, ByteStream, Condition, Listing, Object, ObjectMeta, Store, StoreInfo, Version,
+};
 use crate::timing;
 
 pub struct InstrumentedStore {
