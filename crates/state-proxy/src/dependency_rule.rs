@@ -91,10 +91,7 @@ fn first_idents(tail: &str) -> Vec<String> {
                 _ => {}
             }
         }
-        return items
-            .into_iter()
-            .flat_map(first_idents)
-            .collect();
+        return items.into_iter().flat_map(first_idents).collect();
     }
     let ident: String = tail
         .chars()
