@@ -127,10 +127,11 @@ pub fn percent_decode(raw: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     fn rejected(raw: &str) -> String {
         match Key::from_path(raw) {
-            Err(Error::BadRequest(message)) => message,
+            Err(e) if e.kind() == ErrorKind::BadRequest => e.to_string(),
             other => panic!("{raw:?} should be rejected, got {other:?}"),
         }
     }

@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::error::Error;
+use crate::error::ErrorKind;
 use crate::key::Key;
 use crate::store::{Body, Condition, Store, Version};
 
@@ -185,7 +185,7 @@ impl Checker<'_> {
             .put(&key, body("second"), Condition::IfAbsent)
             .await
         {
-            Err(Error::PreconditionFailed(_)) => {
+            Err(e) if e.kind() == ErrorKind::PreconditionFailed => {
                 pass(NAME, "a second create-only write was refused")
             }
             Ok(_) => fail(
@@ -213,7 +213,7 @@ impl Checker<'_> {
             .put(&key, body("3"), Condition::IfMatch(old))
             .await
         {
-            Err(Error::PreconditionFailed(_)) => {
+            Err(e) if e.kind() == ErrorKind::PreconditionFailed => {
                 pass(NAME, "a write with an outdated If-Match was refused")
             }
             Ok(_) => fail(
@@ -242,14 +242,18 @@ impl Checker<'_> {
             .put(&key, body("1"), Condition::IfMatch(version))
             .await
         {
-            Err(Error::PreconditionFailed(_)) => match self.store.head(&key).await {
-                Err(Error::KeyNotFound(_)) => pass(NAME, "If-Match on a missing key was refused"),
-                Ok(_) => fail(
-                    NAME,
-                    "If-Match on a missing key was refused, yet the key now exists",
-                ),
-                Err(e) => fail(NAME, format!("checking that the key is still missing: {e}")),
-            },
+            Err(e) if e.kind() == ErrorKind::PreconditionFailed => {
+                match self.store.head(&key).await {
+                    Err(e) if e.kind() == ErrorKind::KeyNotFound => {
+                        pass(NAME, "If-Match on a missing key was refused")
+                    }
+                    Ok(_) => fail(
+                        NAME,
+                        "If-Match on a missing key was refused, yet the key now exists",
+                    ),
+                    Err(e) => fail(NAME, format!("checking that the key is still missing: {e}")),
+                }
+            }
             Ok(_) => fail(
                 NAME,
                 "a write with If-Match on a missing key SUCCEEDED and created it: the backend \
@@ -279,15 +283,17 @@ impl Checker<'_> {
             Err(detail) => return fail(NAME, detail),
         };
         match self.store.delete(&key, Condition::IfMatch(old)).await {
-            Err(Error::PreconditionFailed(_)) => match self.store.head(&key).await {
-                Ok(_) => pass(NAME, "a delete with an outdated If-Match was refused"),
-                Err(e) => fail(
-                    NAME,
-                    format!(
-                        "a delete with an outdated If-Match was refused, but the key is gone: {e}"
+            Err(e) if e.kind() == ErrorKind::PreconditionFailed => {
+                match self.store.head(&key).await {
+                    Ok(_) => pass(NAME, "a delete with an outdated If-Match was refused"),
+                    Err(e) => fail(
+                        NAME,
+                        format!(
+                            "a delete with an outdated If-Match was refused, but the key is gone: {e}"
+                        ),
                     ),
-                ),
-            },
+                }
+            }
             Ok(()) => fail(
                 NAME,
                 "a delete with an outdated If-Match SUCCEEDED: the backend ignores delete conditions",
@@ -305,12 +311,13 @@ impl Checker<'_> {
         let winners = results.iter().filter(|r| r.is_ok()).count();
         let refused = results
             .iter()
-            .filter(|r| matches!(r, Err(Error::PreconditionFailed(_))))
+            .filter(|r| matches!(r, Err(e) if e.kind() == ErrorKind::PreconditionFailed))
             .count();
         let errors: Vec<String> = results
             .iter()
             .filter_map(|r| match r {
-                Err(Error::PreconditionFailed(_)) | Ok(_) => None,
+                Ok(_) => None,
+                Err(e) if e.kind() == ErrorKind::PreconditionFailed => None,
                 Err(e) => Some(e.to_string()),
             })
             .collect();
@@ -350,7 +357,8 @@ impl Checker<'_> {
             for name in &listing.keys {
                 let key = Key::parse(name.as_str()).map_err(|e| format!("{name}: {e}"))?;
                 match self.store.delete(&key, Condition::None).await {
-                    Ok(()) | Err(Error::KeyNotFound(_)) => {}
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::KeyNotFound => {}
                     Err(e) => return Err(format!("deleting {name}: {e}")),
                 }
             }

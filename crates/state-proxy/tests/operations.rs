@@ -12,7 +12,7 @@ use http::{HeaderMap, Method};
 use state_client::{Client, Readiness};
 use state_proxy::Result;
 use state_proxy::connector::{self, AppSettings};
-use state_proxy::error::Error;
+use state_proxy::error::{Error, ErrorKind};
 use state_proxy::http::metrics_listener::MetricsListener;
 use state_proxy::http::{App, Server, ServerOptions};
 use state_proxy::key::Key;
@@ -61,7 +61,10 @@ impl Store for Flaky {
         if self.healthy.load(Ordering::SeqCst) {
             Ok(())
         } else {
-            Err(Error::Unavailable("injected: bucket unreachable".into()))
+            Err(Error::new(
+                ErrorKind::Unavailable,
+                "injected: bucket unreachable",
+            ))
         }
     }
 }

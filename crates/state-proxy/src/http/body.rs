@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::store::ByteStream;
 
 /// Bytes of an unread body we are willing to read and throw away before
@@ -196,9 +196,10 @@ impl<B: IncomingBody> RequestBody<B> {
 }
 
 fn too_large(limit: u64) -> Error {
-    Error::PayloadTooLarge(format!(
-        "request body is larger than the limit of {limit} bytes"
-    ))
+    Error::new(
+        ErrorKind::PayloadTooLarge,
+        format!("request body is larger than the limit of {limit} bytes"),
+    )
 }
 
 fn body_error(e: impl std::fmt::Display) -> Error {

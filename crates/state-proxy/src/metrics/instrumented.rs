@@ -149,6 +149,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::error::ErrorKind;
     use crate::store::memory::MemoryStore;
 
     fn key(k: &str) -> Key {
@@ -175,7 +176,7 @@ mod tests {
                     Condition::IfAbsent,
                 )
                 .await;
-            assert!(matches!(again, Err(crate::Error::PreconditionFailed(_))));
+            assert!(matches!(again, Err(ref e) if e.kind() == ErrorKind::PreconditionFailed));
             store.head(&key("a")).await.unwrap();
             store.probe().await.unwrap();
         })

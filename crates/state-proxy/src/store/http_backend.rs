@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::idle_timeout::IdleTimeout;
 use super::{Body, Object, ObjectMeta, Version};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Answers S3 and GCS document as transient: worth another attempt when
 /// repeating the request cannot change the outcome.
@@ -23,10 +23,13 @@ pub fn retryable(status: StatusCode) -> bool {
 
 /// A call to `backend` that got no answer within the backend timeout.
 pub fn timed_out(backend: &str, what: &str, timeout: Duration) -> Error {
-    Error::Timeout(format!(
-        "{backend} {what}: no answer within {:.1} s (STATE_BACKEND_TIMEOUT_SECS)",
-        timeout.as_secs_f64()
-    ))
+    Error::new(
+        ErrorKind::Timeout,
+        format!(
+            "{backend} {what}: no answer within {:.1} s (STATE_BACKEND_TIMEOUT_SECS)",
+            timeout.as_secs_f64()
+        ),
+    )
 }
 
 /// A failure below HTTP: the backend unreachable, a connection cut, a
@@ -49,9 +52,12 @@ pub fn transport_error(
         source = cause.source();
     }
     if error.is_decode() {
-        Error::Internal(format!("{backend} {what}: {message}"))
+        Error::new(ErrorKind::Internal, format!("{backend} {what}: {message}"))
     } else {
-        Error::Unavailable(format!("{backend} {what}: unreachable: {message}"))
+        Error::new(
+            ErrorKind::Unavailable,
+            format!("{backend} {what}: unreachable: {message}"),
+        )
     }
 }
 

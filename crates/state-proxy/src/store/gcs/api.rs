@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::auth::Auth;
 use super::sign::COMPONENT;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::store::http_backend::{self, retryable};
 
 /// Attempts of a retryable request, the first included.
@@ -60,7 +60,12 @@ impl Api {
             // cut off a slow client's download. Whole answers are bounded
             // by the deadline of `send`, streamed ones by `store::idle_timeout`.
             .build()
-            .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Internal,
+                    format!("cannot build the HTTP client: {e}"),
+                )
+            })?;
         Ok(Api {
             http,
             base: base.trim_end_matches('/').to_owned(),
@@ -182,10 +187,10 @@ impl Api {
     ) -> Result<T> {
         let body = self.body(response, deadline, what).await?;
         serde_json::from_slice(&body).map_err(|e| {
-            Error::Internal(format!(
-                "GCS {what}: unexpected answer ({e}): {}",
-                excerpt(&body)
-            ))
+            Error::new(
+                ErrorKind::Internal,
+                format!("GCS {what}: unexpected answer ({e}): {}", excerpt(&body)),
+            )
         })
     }
 
@@ -256,23 +261,26 @@ pub(crate) fn status_error(
         format!("{what}: {status}: {message}")
     };
     match status.as_u16() {
-        400 => Error::BadRequest(text),
-        401 | 403 => Error::PermissionDenied(text),
+        400 => Error::new(ErrorKind::BadRequest, text),
+        401 | 403 => Error::new(ErrorKind::PermissionDenied, text),
         404 => missing(text),
-        408 | 504 => Error::Timeout(text),
-        409 => Error::Conflict(text),
-        412 => Error::PreconditionFailed(text),
-        413 => Error::PayloadTooLarge(text),
+        408 | 504 => Error::new(ErrorKind::Timeout, text),
+        409 => Error::new(ErrorKind::KeyConflict, text),
+        412 => Error::new(ErrorKind::PreconditionFailed, text),
+        413 => Error::new(ErrorKind::PayloadTooLarge, text),
         429 | 500 | 502 | 503 => {
             let retry_after = headers
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|value| value.to_str().ok());
             match retry_after {
-                Some(seconds) => Error::Unavailable(format!("{text} (retry after {seconds} s)")),
-                None => Error::Unavailable(text),
+                Some(seconds) => Error::new(
+                    ErrorKind::Unavailable,
+                    format!("{text} (retry after {seconds} s)"),
+                ),
+                None => Error::new(ErrorKind::Unavailable, text),
             }
         }
-        _ => Error::Internal(text),
+        _ => Error::new(ErrorKind::Internal, text),
     }
 }
 

@@ -40,7 +40,7 @@ use super::listing::ListingBuilder;
 use super::{
     AttrSpec, Body, Condition, Listing, Object, ObjectMeta, ObjectNames, Store, StoreInfo, Version,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
 
 /// Where production requests go (also the host of signed URLs).
@@ -129,9 +129,10 @@ impl ObjectResource {
             Some(generation) if parse_generation(generation).is_some() => {
                 Ok(Version::new(generation.clone()))
             }
-            other => Err(Error::Internal(format!(
-                "GCS {what}: the object resource has no valid generation ({other:?})"
-            ))),
+            other => Err(Error::new(
+                ErrorKind::Internal,
+                format!("GCS {what}: the object resource has no valid generation ({other:?})"),
+            )),
         }
     }
 
@@ -141,10 +142,13 @@ impl ObjectResource {
             .as_deref()
             .and_then(|size| size.parse().ok())
             .ok_or_else(|| {
-                Error::Internal(format!(
-                    "GCS {what}: the object resource has no valid size ({:?})",
-                    self.size
-                ))
+                Error::new(
+                    ErrorKind::Internal,
+                    format!(
+                        "GCS {what}: the object resource has no valid size ({:?})",
+                        self.size
+                    ),
+                )
             })?;
         Ok(ObjectMeta {
             size,
@@ -184,9 +188,10 @@ fn generation_match(key: &Key, condition: &Condition) -> Result<Option<u64>> {
         // `0` would mean "absent" to GCS, the opposite of If-Match.
         Condition::IfMatch(version) => match parse_generation(version.as_str()) {
             Some(generation) => Ok(Some(generation)),
-            None => Err(Error::PreconditionFailed(format!(
-                "'{key}' has no generation {version}"
-            ))),
+            None => Err(Error::new(
+                ErrorKind::PreconditionFailed,
+                format!("'{key}' has no generation {version}"),
+            )),
         },
     }
 }
@@ -196,8 +201,12 @@ fn generation_match(key: &Key, condition: &Condition) -> Result<Option<u64>> {
 /// into the content.
 fn multipart_head_and_tail(name: &str) -> Result<(String, Bytes, Bytes)> {
     let mut random = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut random)
-        .map_err(|_| Error::Internal("no randomness for a multipart boundary".to_owned()))?;
+    aws_lc_rs::rand::fill(&mut random).map_err(|_| {
+        Error::new(
+            ErrorKind::Internal,
+            "no randomness for a multipart boundary".to_owned(),
+        )
+    })?;
     let boundary: String = random.iter().map(|b| format!("{b:02x}")).collect();
     let resource = serde_json::json!({ "name": name, "contentType": DEFAULT_CONTENT_TYPE });
     let head = format!(
@@ -248,10 +257,13 @@ impl GcsStore {
     /// A 404 from a bucket-level call: the configured bucket is missing.
     fn missing_bucket(&self) -> impl FnOnce(String) -> Error + '_ {
         move |text| {
-            Error::Unavailable(format!(
-                "{text} (is STATE_BUCKET={} an existing bucket?)",
-                self.api.bucket
-            ))
+            Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{text} (is STATE_BUCKET={} an existing bucket?)",
+                    self.api.bucket
+                ),
+            )
         }
     }
 
@@ -265,7 +277,7 @@ impl GcsStore {
         let response = self
             .api
             .send_ok(request, Retry::Idempotent, deadline, what, |_| {
-                Error::KeyNotFound(key.to_string())
+                Error::key_not_found(key.to_string())
             })
             .await?;
         self.api.json(response, deadline, what).await
@@ -291,7 +303,8 @@ impl GcsStore {
         let signature =
             match tokio::time::timeout_at(deadline, signer.sign(&unsigned.string_to_sign)).await {
                 Err(_) => {
-                    return Err(Error::Timeout(
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
                         "signing the URL took longer than the backend timeout".to_owned(),
                     ));
                 }
@@ -317,7 +330,7 @@ impl Store for GcsStore {
         let response = self
             .api
             .send_ok(request, Retry::Idempotent, deadline, what, |_| {
-                Error::KeyNotFound(key.to_string())
+                Error::key_not_found(key.to_string())
             })
             .await?;
         // The generation of exactly these bytes, from the same answer.
@@ -325,9 +338,12 @@ impl Store for GcsStore {
             .filter(|generation| parse_generation(generation).is_some())
             .map(Version::new)
             .ok_or_else(|| {
-                Error::Internal(format!(
-                    "GCS {what} of '{key}' answered without a valid x-goog-generation header"
-                ))
+                Error::new(
+                    ErrorKind::Internal,
+                    format!(
+                        "GCS {what} of '{key}' answered without a valid x-goog-generation header"
+                    ),
+                )
             })?;
         http_backend::downloaded_object("GCS", response, version, deadline, self.api.timeout).await
     }
@@ -389,13 +405,14 @@ impl Store for GcsStore {
             // backend that ignores `ifGenerationMatch` on deletes.
             let current = match self.resource(key).await {
                 Ok(resource) => parse_generation(resource.generation.as_deref().unwrap_or("")),
-                Err(Error::KeyNotFound(_)) => None,
+                Err(e) if e.kind() == ErrorKind::KeyNotFound => None,
                 Err(other) => return Err(other),
             };
             if current != Some(expected) {
-                return Err(Error::PreconditionFailed(format!(
-                    "'{key}' does not have generation {expected}"
-                )));
+                return Err(Error::new(
+                    ErrorKind::PreconditionFailed,
+                    format!("'{key}' does not have generation {expected}"),
+                ));
             }
         }
         let mut request = self
@@ -410,9 +427,9 @@ impl Store for GcsStore {
             .send_ok(request, Retry::UnlessSent, deadline, what, |text| {
                 if conditional {
                     // Gone since the check: If-Match on a missing key fails.
-                    Error::PreconditionFailed(text)
+                    Error::new(ErrorKind::PreconditionFailed, text)
                 } else {
-                    Error::KeyNotFound(key.to_string())
+                    Error::key_not_found(key.to_string())
                 }
             })
             .await?;
@@ -477,9 +494,10 @@ impl Store for GcsStore {
     async fn get_attr(&self, key: &Key, name: &str) -> Result<String> {
         let resource = self.resource(key).await?;
         let missing = |field: &str| {
-            Error::Internal(format!(
-                "GCS metadata read of '{key}': the object resource has no {field}"
-            ))
+            Error::new(
+                ErrorKind::Internal,
+                format!("GCS metadata read of '{key}': the object resource has no {field}"),
+            )
         };
         match name {
             "url" => Ok(format!("gs://{}/{}", self.api.bucket, self.name(key))),
@@ -494,13 +512,13 @@ impl Store for GcsStore {
             "metageneration" => resource
                 .metageneration
                 .ok_or_else(|| missing("metageneration")),
-            _ => Err(Error::UnsupportedAttribute(name.to_owned())),
+            _ => Err(Error::unsupported_attribute(name.to_owned())),
         }
     }
 
     async fn set_attr(&self, key: &Key, name: &str, value: &str) -> Result<()> {
         if name != "content_type" {
-            return Err(Error::UnsupportedAttribute(name.to_owned()));
+            return Err(Error::unsupported_attribute(name.to_owned()));
         }
         if value.trim().is_empty() {
             return Err(Error::bad_request("content_type cannot be empty"));
@@ -516,7 +534,7 @@ impl Store for GcsStore {
         // The answer is not read: the emulator's differs from GCS's.
         self.api
             .send_ok(request, Retry::Idempotent, deadline, what, |_| {
-                Error::KeyNotFound(key.to_string())
+                Error::key_not_found(key.to_string())
             })
             .await?;
         Ok(())

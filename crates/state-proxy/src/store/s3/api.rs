@@ -24,7 +24,7 @@ use reqwest::Response;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::store::http_backend::{self, retryable};
 
 /// Attempts of a retryable request, the first included.
@@ -114,7 +114,12 @@ impl Api {
             // cut off a slow client's download. Whole answers are bounded
             // by the deadline of `send`, streamed ones by `store::idle_timeout`.
             .build()
-            .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Internal,
+                    format!("cannot build the HTTP client: {e}"),
+                )
+            })?;
         let root = match endpoint {
             Some(endpoint) => format!(
                 "{}/{}",
@@ -214,22 +219,30 @@ impl Api {
     /// Signs (afresh: the signature carries the time) and sends once.
     async fn attempt(&self, call: &Call) -> Result<Response, Attempt> {
         let credential = self.credentials.get_credential().await.map_err(|e| {
-            Attempt::Signing(Error::Unavailable(format!(
-                "cannot load AWS credentials: {e}"
-            )))
+            Attempt::Signing(Error::new(
+                ErrorKind::Unavailable,
+                format!("cannot load AWS credentials: {e}"),
+            ))
         })?;
         let mut request: HttpRequest = http::Request::builder()
             .method(call.method.clone())
             .uri(&call.url)
             .body(HttpRequestBody::empty())
-            .map_err(|e| Attempt::Signing(Error::Internal(format!("bad S3 request: {e}"))))?;
+            .map_err(|e| {
+                Attempt::Signing(Error::new(
+                    ErrorKind::Internal,
+                    format!("bad S3 request: {e}"),
+                ))
+            })?;
         *request.headers_mut() = call.headers.clone();
         // The payload is not hashed into the signature: TLS protects it,
         // and hashing would cost a pass over every body.
         AwsAuthorizer::new(&credential, "s3", &self.region)
             .with_sign_payload(false)
             .try_authorize(&mut request, None)
-            .map_err(|e| Attempt::Signing(Error::Internal(format!("cannot sign: {e}"))))?;
+            .map_err(|e| {
+                Attempt::Signing(Error::new(ErrorKind::Internal, format!("cannot sign: {e}")))
+            })?;
         let (parts, _) = request.into_parts();
         let mut request = self
             .http
@@ -270,10 +283,10 @@ impl Api {
             ));
         }
         quick_xml::de::from_reader(&body[..]).map_err(|e| {
-            Error::Internal(format!(
-                "S3 {what}: unexpected answer ({e}): {}",
-                excerpt(&body)
-            ))
+            Error::new(
+                ErrorKind::Internal,
+                format!("S3 {what}: unexpected answer ({e}): {}", excerpt(&body)),
+            )
         })
     }
 
@@ -334,30 +347,36 @@ impl Api {
             }
         }
         match (status.as_u16(), error.code.as_str()) {
-            (_, "NoSuchBucket") => Error::Unavailable(format!(
-                "{text} (is STATE_BUCKET={} an existing bucket?)",
-                self.bucket
-            )),
+            (_, "NoSuchBucket") => Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{text} (is STATE_BUCKET={} an existing bucket?)",
+                    self.bucket
+                ),
+            ),
             (_, "SlowDown" | "ServiceUnavailable" | "Throttling" | "ThrottlingException") => {
-                Error::Unavailable(text)
+                Error::new(ErrorKind::Unavailable, text)
             }
-            (_, "RequestTimeout") => Error::Timeout(text),
-            (_, "EntityTooLarge") => Error::PayloadTooLarge(text),
+            (_, "RequestTimeout") => Error::new(ErrorKind::Timeout, text),
+            (_, "EntityTooLarge") => Error::new(ErrorKind::PayloadTooLarge, text),
             (301 | 307, _) | (_, "AuthorizationHeaderMalformed" | "PermanentRedirect") => {
-                Error::Internal(format!(
-                    "{text} (is AWS_REGION={} the region of the bucket?)",
-                    self.region
-                ))
+                Error::new(
+                    ErrorKind::Internal,
+                    format!(
+                        "{text} (is AWS_REGION={} the region of the bucket?)",
+                        self.region
+                    ),
+                )
             }
-            (400, _) => Error::BadRequest(text),
-            (401 | 403, _) => Error::PermissionDenied(text),
+            (400, _) => Error::new(ErrorKind::BadRequest, text),
+            (401 | 403, _) => Error::new(ErrorKind::PermissionDenied, text),
             (404, code) => missing(code, text),
-            (408 | 504, _) => Error::Timeout(text),
-            (409, _) => Error::Conflict(text),
-            (412, _) => Error::PreconditionFailed(text),
-            (413, _) => Error::PayloadTooLarge(text),
-            (429 | 500 | 502 | 503, _) => Error::Unavailable(text),
-            _ => Error::Internal(text),
+            (408 | 504, _) => Error::new(ErrorKind::Timeout, text),
+            (409, _) => Error::new(ErrorKind::KeyConflict, text),
+            (412, _) => Error::new(ErrorKind::PreconditionFailed, text),
+            (413, _) => Error::new(ErrorKind::PayloadTooLarge, text),
+            (429 | 500 | 502 | 503, _) => Error::new(ErrorKind::Unavailable, text),
+            _ => Error::new(ErrorKind::Internal, text),
         }
     }
 }

@@ -46,7 +46,7 @@ use super::listing::ListingBuilder;
 use super::{
     AttrSpec, Body, Condition, Listing, Object, ObjectMeta, ObjectNames, Store, StoreInfo, Version,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
 
 /// Listing page size: the largest S3 allows.
@@ -187,11 +187,11 @@ fn missing_for(key: &Key, condition: &Condition) -> impl FnOnce(&str, String) ->
     let key = key.to_string();
     move |code, text| {
         if conditional && code != "NoSuchUpload" {
-            Error::PreconditionFailed(text)
+            Error::new(ErrorKind::PreconditionFailed, text)
         } else if code == "NoSuchKey" {
-            Error::KeyNotFound(key)
+            Error::key_not_found(key)
         } else {
-            Error::Internal(text)
+            Error::new(ErrorKind::Internal, text)
         }
     }
 }
@@ -200,10 +200,12 @@ fn missing_for(key: &Key, condition: &Condition) -> impl FnOnce(&str, String) ->
 /// `ConditionalRequestConflict` when conditional writers race: either way
 /// this write did not happen and the writer must read again.
 fn precondition_of(condition: &Condition, error: Error) -> Error {
-    match (condition, error) {
-        (Condition::None, error) => error,
-        (_, Error::Conflict(text)) => Error::PreconditionFailed(text),
-        (_, error) => error,
+    match condition {
+        Condition::None => error,
+        _ if error.kind() == ErrorKind::KeyConflict => {
+            error.into_kind(ErrorKind::PreconditionFailed)
+        }
+        _ => error,
     }
 }
 
@@ -212,7 +214,12 @@ fn etag_of(response: &Response, what: &str) -> Result<Version> {
     header(response.headers(), "etag")
         .filter(|etag| !etag.trim_matches('"').is_empty())
         .map(Version::new)
-        .ok_or_else(|| Error::Internal(format!("S3 {what} answered without an ETag")))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("S3 {what} answered without an ETag"),
+            )
+        })
 }
 
 impl S3Store {
@@ -263,13 +270,18 @@ impl S3Store {
         let response = self
             .api
             .send_ok(&call, Retry::Idempotent, deadline, what, |_, _| {
-                Error::KeyNotFound(key.to_string())
+                Error::key_not_found(key.to_string())
             })
             .await?;
         let headers = response.headers();
         let size = header(headers, "content-length")
             .and_then(|size| size.parse().ok())
-            .ok_or_else(|| Error::Internal(format!("S3 {what} answered without a size")))?;
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Internal,
+                    format!("S3 {what} answered without a size"),
+                )
+            })?;
         Ok(Head {
             size,
             version: etag_of(&response, what)?,
@@ -320,18 +332,19 @@ impl S3Store {
         }
         let current = match self.head_object(key).await {
             Ok(head) => Some(head.version),
-            Err(Error::KeyNotFound(_)) => None,
+            Err(e) if e.kind() == ErrorKind::KeyNotFound => None,
             Err(other) => return Err(other),
         };
         match (condition, current) {
-            (Condition::IfAbsent, Some(_)) => {
-                Err(Error::PreconditionFailed(format!("'{key}' already exists")))
-            }
+            (Condition::IfAbsent, Some(_)) => Err(Error::new(
+                ErrorKind::PreconditionFailed,
+                format!("'{key}' already exists"),
+            )),
             (Condition::IfMatch(expected), current) if current.as_ref() != Some(expected) => {
-                Err(Error::PreconditionFailed(format!(
-                    "'{key}' does not have ETag {}",
-                    expected.etag()
-                )))
+                Err(Error::new(
+                    ErrorKind::PreconditionFailed,
+                    format!("'{key}' does not have ETag {}", expected.etag()),
+                ))
             }
             _ => Ok(()),
         }
@@ -339,7 +352,7 @@ impl S3Store {
 
     async fn presigned_url(&self, key: &Key) -> Result<String> {
         let path = object_store::path::Path::parse(self.name(key))
-            .map_err(|e| Error::Internal(format!("cannot presign '{key}': {e}")))?;
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot presign '{key}': {e}")))?;
         let deadline = self.api.deadline();
         // Loading credentials may call out (web identity, metadata).
         match tokio::time::timeout_at(
@@ -349,7 +362,10 @@ impl S3Store {
         .await
         {
             Err(_) => Err(api::timed_out("presigning", self.api.timeout)),
-            Ok(Err(e)) => Err(Error::Unavailable(format!("S3 presigning: {e}"))),
+            Ok(Err(e)) => Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("S3 presigning: {e}"),
+            )),
             Ok(Ok(url)) => Ok(url.to_string()),
         }
     }
@@ -373,8 +389,8 @@ impl Store for S3Store {
                 deadline,
                 what,
                 |code, text| match code {
-                    "NoSuchKey" | "" => Error::KeyNotFound(key.to_string()),
-                    _ => Error::Internal(text),
+                    "NoSuchKey" | "" => Error::key_not_found(key.to_string()),
+                    _ => Error::new(ErrorKind::Internal, text),
                 },
             )
             .await?;
@@ -454,7 +470,7 @@ impl Store for S3Store {
             let call = Call::new(Method::GET, self.api.url_with_query(None, &query));
             // Each page has its own deadline: a long listing is many calls.
             let deadline = self.api.deadline();
-            let missing = |_: &str, text| Error::Internal(text);
+            let missing = |_: &str, text| Error::new(ErrorKind::Internal, text);
             let response = self
                 .api
                 .send_ok(&call, Retry::Idempotent, deadline, what, missing)
@@ -494,7 +510,7 @@ impl Store for S3Store {
             "version" => Ok(head.version_id.unwrap_or_else(|| "null".to_owned())),
             // S3 leaves the header out for the standard class.
             "storage_class" => Ok(head.storage_class.unwrap_or_else(|| "STANDARD".to_owned())),
-            _ => Err(Error::UnsupportedAttribute(name.to_owned())),
+            _ => Err(Error::unsupported_attribute(name.to_owned())),
         }
     }
 
@@ -502,7 +518,7 @@ impl Store for S3Store {
     /// itself with the new content type (`MetadataDirective: REPLACE`).
     async fn set_attr(&self, key: &Key, name: &str, value: &str) -> Result<()> {
         if name != "content_type" {
-            return Err(Error::UnsupportedAttribute(name.to_owned()));
+            return Err(Error::unsupported_attribute(name.to_owned()));
         }
         if value.trim().is_empty() {
             return Err(Error::bad_request("content_type cannot be empty"));
@@ -521,8 +537,8 @@ impl Store for S3Store {
             .await?;
         let key_text = key.to_string();
         let missing = move |code: &str, text| match code {
-            "NoSuchKey" | "" => Error::KeyNotFound(key_text),
-            _ => Error::Internal(text),
+            "NoSuchKey" | "" => Error::key_not_found(key_text),
+            _ => Error::new(ErrorKind::Internal, text),
         };
         if !response.status().is_success() {
             return Err(self.api.failure(response, deadline, what, missing).await);
@@ -556,7 +572,9 @@ impl Store for S3Store {
         }
         Err(self
             .api
-            .failure(response, deadline, what, |_, text| Error::Internal(text))
+            .failure(response, deadline, what, |_, text| {
+                Error::new(ErrorKind::Internal, text)
+            })
             .await)
     }
 }

@@ -24,7 +24,7 @@ use serde::Deserialize;
 
 use super::api::{Api, Call, Retry, header};
 use super::{S3Store, condition_headers, missing_for, precondition_of};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
 use crate::store::{ByteStream, Condition, Version};
 
@@ -134,10 +134,13 @@ async fn send_parts(
         };
         number += 1;
         if u64::from(number) > MAX_PARTS {
-            return Err(Error::PayloadTooLarge(format!(
-                "the body needs more than {MAX_PARTS} parts of {} bytes",
-                parts.part_size
-            )));
+            return Err(Error::new(
+                ErrorKind::PayloadTooLarge,
+                format!(
+                    "the body needs more than {MAX_PARTS} parts of {} bytes",
+                    parts.part_size
+                ),
+            ));
         }
         if in_flight.len() >= PARTS_IN_FLIGHT
             && let Some(done) = in_flight.next().await
@@ -193,7 +196,7 @@ impl MultipartUpload {
         let deadline = api.deadline();
         // Not repeated once sent: a second start would leave an orphan.
         let response = api.send(&call, Retry::UnlessSent, deadline, what).await?;
-        let missing = |_: &str, text| Error::Internal(text);
+        let missing = |_: &str, text| Error::new(ErrorKind::Internal, text);
         if !response.status().is_success() {
             return Err(api.failure(response, deadline, what, missing).await);
         }
@@ -224,11 +227,15 @@ impl MultipartUpload {
             .send(&call, Retry::Idempotent, deadline, what)
             .await?;
         if !response.status().is_success() {
-            let missing = |_: &str, text| Error::Internal(text);
+            let missing = |_: &str, text| Error::new(ErrorKind::Internal, text);
             return Err(self.api.failure(response, deadline, what, missing).await);
         }
-        let etag = header(response.headers(), "etag")
-            .ok_or_else(|| Error::Internal(format!("S3 {what} answered without an ETag")))?;
+        let etag = header(response.headers(), "etag").ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("S3 {what} answered without an ETag"),
+            )
+        })?;
         Ok((number, etag.to_owned()))
     }
 
@@ -308,7 +315,7 @@ async fn abort(api: &Api, name: &str, upload_id: &str) {
             tracing::debug!(name, upload_id, "multipart upload aborted");
         }
         Ok(response) => {
-            let missing = |_: &str, text| Error::Internal(text);
+            let missing = |_: &str, text| Error::new(ErrorKind::Internal, text);
             let error = api.failure(response, deadline, what, missing).await;
             tracing::warn!(name, upload_id, error = %error, "cannot abort a multipart upload");
         }
