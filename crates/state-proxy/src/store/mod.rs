@@ -15,8 +15,7 @@
 
 pub mod fs;
 pub mod gcs;
-pub mod http_backend;
-pub mod idle_timeout;
+pub(crate) mod http_client;
 pub mod listing;
 pub mod memory;
 pub mod redis;

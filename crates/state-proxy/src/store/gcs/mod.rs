@@ -27,16 +27,16 @@ mod tests;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
-use self::api::{Api, Retry, header};
+use self::api::Api;
 use self::auth::{Auth, signing_error};
 use self::sign::UrlToSign;
-use super::http_backend;
-use super::listing::ListingBuilder;
+use super::http_client::{Call, Retry, header};
+use super::listing::{self, Page};
 use super::{
     AttrSpec, Body, Condition, Listing, Object, ObjectMeta, ObjectNames, Store, StoreInfo, Version,
 };
@@ -255,8 +255,8 @@ impl GcsStore {
     }
 
     /// A 404 from a bucket-level call: the configured bucket is missing.
-    fn missing_bucket(&self) -> impl FnOnce(String) -> Error + '_ {
-        move |text| {
+    fn missing_bucket(&self) -> impl FnOnce(&str, String) -> Error + '_ {
+        move |_, text| {
             Error::new(
                 ErrorKind::Unavailable,
                 format!(
@@ -270,17 +270,63 @@ impl GcsStore {
     /// The object resource of a key.
     async fn resource(&self, key: &Key) -> Result<ObjectResource> {
         let what = "metadata read";
-        let deadline = self.api.deadline();
-        let request = self
-            .api
-            .request(Method::GET, &self.api.object_url(&self.name(key)));
+        let deadline = self.api.http.deadline();
+        let call = Call::new(Method::GET, self.api.object_url(&self.name(key), &[]));
         let response = self
             .api
-            .send_ok(request, Retry::Idempotent, deadline, what, |_| {
-                Error::key_not_found(key.to_string())
+            .http
+            .send_ok(call, Retry::Idempotent, deadline, what, |_, _| {
+                Error::key_not_found(key)
             })
             .await?;
         self.api.json(response, deadline, what).await
+    }
+
+    /// One page of object names under `name_prefix`.
+    async fn list_page(
+        &self,
+        name_prefix: &str,
+        delimiter: Option<&str>,
+        token: Option<String>,
+    ) -> Result<Page> {
+        let what = "listing";
+        let page_size = PAGE_SIZE.to_string();
+        let mut query = vec![
+            ("prefix", name_prefix),
+            ("maxResults", page_size.as_str()),
+            ("fields", "items(name),prefixes,nextPageToken"),
+        ];
+        if let Some(delimiter) = delimiter {
+            query.push(("delimiter", delimiter));
+        }
+        if let Some(token) = &token {
+            query.push(("pageToken", token.as_str()));
+        }
+        let call = Call::new(Method::GET, self.api.objects_url(&query));
+        // Each page has its own deadline: a long listing is many calls.
+        let deadline = self.api.http.deadline();
+        let response = self
+            .api
+            .http
+            .send_ok(
+                call,
+                Retry::Idempotent,
+                deadline,
+                what,
+                self.missing_bucket(),
+            )
+            .await?;
+        let page: ObjectPage = self.api.json(response, deadline, what).await?;
+        let names = page
+            .items
+            .into_iter()
+            .map(|item| item.name)
+            .chain(page.prefixes)
+            .collect();
+        Ok(Page {
+            names,
+            next: page.next_page_token,
+        })
     }
 
     async fn signed_url(&self, key: &Key) -> Result<String> {
@@ -299,7 +345,7 @@ impl GcsStore {
         });
         // What GCS compares when it reports a signature mismatch.
         tracing::trace!(canonical_request = %unsigned.canonical_request, "signing a URL");
-        let deadline = self.api.deadline();
+        let deadline = self.api.http.deadline();
         let signature =
             match tokio::time::timeout_at(deadline, signer.sign(&unsigned.string_to_sign)).await {
                 Err(_) => {
@@ -322,16 +368,18 @@ impl Store for GcsStore {
 
     async fn get(&self, key: &Key) -> Result<Object> {
         let what = "download";
-        let deadline = self.api.deadline();
-        let request = self
-            .api
-            .request(Method::GET, &self.api.object_url(&self.name(key)))
-            .query(&[("alt", "media")]);
+        let deadline = self.api.http.deadline();
+        let url = self.api.object_url(&self.name(key), &[("alt", "media")]);
         let response = self
             .api
-            .send_ok(request, Retry::Idempotent, deadline, what, |_| {
-                Error::key_not_found(key.to_string())
-            })
+            .http
+            .send_ok(
+                Call::new(Method::GET, url),
+                Retry::Idempotent,
+                deadline,
+                what,
+                |_, _| Error::key_not_found(key),
+            )
             .await?;
         // The generation of exactly these bytes, from the same answer.
         let version = header(response.headers(), "x-goog-generation")
@@ -345,7 +393,7 @@ impl Store for GcsStore {
                     ),
                 )
             })?;
-        http_backend::downloaded_object("GCS", response, version, deadline, self.api.timeout).await
+        self.api.http.downloaded(response, version, deadline).await
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {
@@ -357,35 +405,29 @@ impl Store for GcsStore {
         let if_generation = generation_match(key, &condition)?;
         let name = self.name(key);
         let (content_type, head, tail) = multipart_head_and_tail(&name)?;
-        let upload = match body {
-            Body::Full(data) => {
-                let mut whole = BytesMut::with_capacity(head.len() + data.len() + tail.len());
-                whole.extend_from_slice(&head);
-                whole.extend_from_slice(&data);
-                whole.extend_from_slice(&tail);
-                reqwest::Body::from(whole.freeze())
-            }
+        let generation = if_generation.map(|generation| generation.to_string());
+        let mut query = vec![("uploadType", "multipart")];
+        if let Some(generation) = &generation {
+            query.push(("ifGenerationMatch", generation));
+        }
+        let call = Call::new(Method::POST, self.api.upload_url(&query))
+            .header("content-type", &content_type)?;
+        let call = match body {
+            // Sent as three parts, without copying the content.
+            Body::Full(data) => call.body_parts(vec![head, data, tail]),
             Body::Stream { stream, .. } => {
                 let framed = futures_util::stream::once(async move { Ok(head) })
                     .chain(stream)
                     .chain(futures_util::stream::once(async move { Ok(tail) }));
-                reqwest::Body::wrap_stream(framed)
+                call.stream(reqwest::Body::wrap_stream(framed))
             }
         };
-        let mut request = self
-            .api
-            .request(Method::POST, &self.api.upload_url())
-            .query(&[("uploadType", "multipart")])
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .body(upload);
-        if let Some(generation) = if_generation {
-            request = request.query(&[("ifGenerationMatch", generation)]);
-        }
-        let deadline = self.api.deadline();
+        let deadline = self.api.http.deadline();
         let response = self
             .api
+            .http
             .send_ok(
-                request,
+                call,
                 Retry::UnlessSent,
                 deadline,
                 what,
@@ -415,16 +457,17 @@ impl Store for GcsStore {
                 ));
             }
         }
-        let mut request = self
-            .api
-            .request(Method::DELETE, &self.api.object_url(&name));
-        if let Some(expected) = expected {
-            request = request.query(&[("ifGenerationMatch", expected)]);
-        }
-        let deadline = self.api.deadline();
+        let generation = expected.map(|expected| expected.to_string());
+        let query: Vec<(&str, &str)> = generation
+            .iter()
+            .map(|generation| ("ifGenerationMatch", generation.as_str()))
+            .collect();
+        let call = Call::new(Method::DELETE, self.api.object_url(&name, &query));
+        let deadline = self.api.http.deadline();
         let conditional = expected.is_some();
         self.api
-            .send_ok(request, Retry::UnlessSent, deadline, what, |text| {
+            .http
+            .send_ok(call, Retry::UnlessSent, deadline, what, |_, text| {
                 if conditional {
                     // Gone since the check: If-Match on a missing key fails.
                     Error::new(ErrorKind::PreconditionFailed, text)
@@ -437,58 +480,12 @@ impl Store for GcsStore {
     }
 
     async fn list(&self, prefix: &str, delimiter: Option<&str>) -> Result<Listing> {
-        let what = "listing";
         let delimiter = delimiter.filter(|d| !d.is_empty());
         let name_prefix = self.names.name(prefix);
-        let mut builder = ListingBuilder::new(prefix, delimiter);
-        let mut page_token: Option<String> = None;
-        loop {
-            let mut request = self
-                .api
-                .request(Method::GET, &self.api.objects_url())
-                .query(&[
-                    ("prefix", name_prefix.as_str()),
-                    ("maxResults", &PAGE_SIZE.to_string()),
-                    ("fields", "items(name),prefixes,nextPageToken"),
-                ]);
-            if let Some(delimiter) = delimiter {
-                request = request.query(&[("delimiter", delimiter)]);
-            }
-            if let Some(token) = &page_token {
-                request = request.query(&[("pageToken", token.as_str())]);
-            }
-            // Each page has its own deadline: a long listing is many calls.
-            let deadline = self.api.deadline();
-            let response = self
-                .api
-                .send_ok(
-                    request,
-                    Retry::Idempotent,
-                    deadline,
-                    what,
-                    self.missing_bucket(),
-                )
-                .await?;
-            let page: ObjectPage = self.api.json(response, deadline, what).await?;
-            // Common prefixes end with the delimiter, so the builder files
-            // them as prefixes again; it also sorts and drops the
-            // duplicates pages may repeat.
-            for name in page
-                .items
-                .iter()
-                .map(|item| item.name.as_str())
-                .chain(page.prefixes.iter().map(String::as_str))
-            {
-                if let Some(key) = self.names.key(name) {
-                    builder.push(key);
-                }
-            }
-            match page.next_page_token.filter(|token| !token.is_empty()) {
-                Some(token) => page_token = Some(token),
-                None => break,
-            }
-        }
-        Ok(builder.finish())
+        listing::follow_pages(&self.names, prefix, delimiter, |token| {
+            self.list_page(&name_prefix, delimiter, token)
+        })
+        .await
     }
 
     async fn get_attr(&self, key: &Key, name: &str) -> Result<String> {
@@ -524,17 +521,20 @@ impl Store for GcsStore {
             return Err(Error::bad_request("content_type cannot be empty"));
         }
         let what = "metadata update";
-        let deadline = self.api.deadline();
-        let request = self
+        let deadline = self.api.http.deadline();
+        let url = self
             .api
-            .request(Method::PATCH, &self.api.object_url(&self.name(key)))
-            .query(&[("fields", "generation")])
-            .json(&serde_json::json!({ "contentType": value }));
+            .object_url(&self.name(key), &[("fields", "generation")]);
+        let update = serde_json::json!({ "contentType": value }).to_string();
+        let call = Call::new(Method::PATCH, url)
+            .header("content-type", "application/json")?
+            .body(Bytes::from(update));
         // Setting the same value twice is harmless, so GCS may be asked again.
         // The answer is not read: the emulator's differs from GCS's.
         self.api
-            .send_ok(request, Retry::Idempotent, deadline, what, |_| {
-                Error::key_not_found(key.to_string())
+            .http
+            .send_ok(call, Retry::Idempotent, deadline, what, |_, _| {
+                Error::key_not_found(key)
             })
             .await?;
         Ok(())
@@ -546,24 +546,28 @@ impl Store for GcsStore {
     /// object-level roles lack.
     async fn probe(&self) -> Result<()> {
         let what = "probe";
-        let deadline = self.api.deadline();
-        let request = self
-            .api
-            .request(Method::GET, &self.api.objects_url())
-            .query(&[
-                ("prefix", self.names.name("").as_str()),
-                ("maxResults", "1"),
-                ("fields", "nextPageToken"),
-            ]);
+        let deadline = self.api.http.deadline();
+        let url = self.api.objects_url(&[
+            ("prefix", self.names.name("").as_str()),
+            ("maxResults", "1"),
+            ("fields", "nextPageToken"),
+        ]);
         let response = self
             .api
-            .send(request, Retry::Idempotent, deadline, what)
+            .http
+            .send(
+                Call::new(Method::GET, url),
+                Retry::Idempotent,
+                deadline,
+                what,
+            )
             .await?;
         if response.status() == StatusCode::OK {
             return Ok(());
         }
         Err(self
             .api
+            .http
             .failure(response, deadline, what, self.missing_bucket())
             .await)
     }

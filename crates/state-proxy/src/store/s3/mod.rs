@@ -40,9 +40,9 @@ use object_store::{ClientOptions, RetryConfig};
 use reqwest::Response;
 use serde::Deserialize;
 
-use self::api::{Api, Call, Retry, header};
-use super::http_backend;
-use super::listing::ListingBuilder;
+use self::api::Api;
+use super::http_client::{Call, Retry, header};
+use super::listing::{self, Page};
 use super::{
     AttrSpec, Body, Condition, Listing, Object, ObjectMeta, ObjectNames, Store, StoreInfo, Version,
 };
@@ -263,13 +263,14 @@ impl S3Store {
     /// Size, version and metadata of an object.
     async fn head_object(&self, key: &Key) -> Result<Head> {
         let what = "metadata read";
-        let deadline = self.api.deadline();
+        let deadline = self.api.http.deadline();
         let call = Call::new(Method::HEAD, self.api.object_url(&self.name(key)));
         // A HEAD answer has no body, so a missing bucket looks like a
         // missing key here.
         let response = self
             .api
-            .send_ok(&call, Retry::Idempotent, deadline, what, |_, _| {
+            .http
+            .send_ok(call, Retry::Idempotent, deadline, what, |_, _| {
                 Error::key_not_found(key.to_string())
             })
             .await?;
@@ -306,17 +307,13 @@ impl S3Store {
                 .body(data),
             condition,
         )?;
-        // The same bytes written again unconditionally change nothing; a
-        // conditional write is never repeated once sent.
-        let retry = match condition {
-            Condition::None => Retry::Idempotent,
-            _ => Retry::UnlessSent,
-        };
-        let deadline = self.api.deadline();
-        let response = self.api.send(&call, retry, deadline, what).await?;
+        let deadline = self.api.http.deadline();
+        let retry = Retry::for_write(condition);
+        let response = self.api.http.send(call, retry, deadline, what).await?;
         if !response.status().is_success() {
             let error = self
                 .api
+                .http
                 .failure(response, deadline, what, missing_for(key, condition))
                 .await;
             return Err(precondition_of(condition, error));
@@ -350,10 +347,53 @@ impl S3Store {
         }
     }
 
+    /// One `ListObjectsV2` page of names under `name_prefix`.
+    async fn list_page(
+        &self,
+        name_prefix: &str,
+        delimiter: Option<&str>,
+        token: Option<String>,
+    ) -> Result<Page> {
+        let what = "listing";
+        let mut query = vec![
+            ("list-type", "2"),
+            ("max-keys", PAGE_SIZE),
+            ("prefix", name_prefix),
+        ];
+        if let Some(delimiter) = delimiter {
+            query.push(("delimiter", delimiter));
+        }
+        if let Some(token) = &token {
+            query.push(("continuation-token", token.as_str()));
+        }
+        // SigV4 wants the parameters sorted; S3 accepts any order.
+        query.sort_unstable();
+        let call = Call::new(Method::GET, self.api.url_with_query(None, &query));
+        // Each page has its own deadline: a long listing is many calls.
+        let deadline = self.api.http.deadline();
+        let missing = |_: &str, text| Error::new(ErrorKind::Internal, text);
+        let response = self
+            .api
+            .http
+            .send_ok(call, Retry::Idempotent, deadline, what, missing)
+            .await?;
+        let page: ListPage = self.api.xml(response, deadline, what, missing).await?;
+        let names = page
+            .contents
+            .into_iter()
+            .map(|object| object.key)
+            .chain(page.common_prefixes.into_iter().map(|p| p.prefix))
+            .collect();
+        Ok(Page {
+            names,
+            next: page.next_continuation_token.filter(|_| page.is_truncated),
+        })
+    }
+
     async fn presigned_url(&self, key: &Key) -> Result<String> {
         let path = object_store::path::Path::parse(self.name(key))
             .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot presign '{key}': {e}")))?;
-        let deadline = self.api.deadline();
+        let deadline = self.api.http.deadline();
         // Loading credentials may call out (web identity, metadata).
         match tokio::time::timeout_at(
             deadline,
@@ -361,7 +401,7 @@ impl S3Store {
         )
         .await
         {
-            Err(_) => Err(api::timed_out("presigning", self.api.timeout)),
+            Err(_) => Err(self.api.http.timed_out("presigning")),
             Ok(Err(e)) => Err(Error::new(
                 ErrorKind::Unavailable,
                 format!("S3 presigning: {e}"),
@@ -379,12 +419,13 @@ impl Store for S3Store {
 
     async fn get(&self, key: &Key) -> Result<Object> {
         let what = "download";
-        let deadline = self.api.deadline();
+        let deadline = self.api.http.deadline();
         let call = Call::new(Method::GET, self.api.object_url(&self.name(key)));
         let response = self
             .api
+            .http
             .send_ok(
-                &call,
+                call,
                 Retry::Idempotent,
                 deadline,
                 what,
@@ -396,7 +437,7 @@ impl Store for S3Store {
             .await?;
         // The ETag of exactly these bytes, from the same answer.
         let version = etag_of(&response, what)?;
-        http_backend::downloaded_object("S3", response, version, deadline, self.api.timeout).await
+        self.api.http.downloaded(response, version, deadline).await
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {
@@ -431,69 +472,27 @@ impl Store for S3Store {
             Call::new(Method::DELETE, self.api.object_url(&self.name(key))),
             &condition,
         )?;
-        let retry = match condition {
-            Condition::None => Retry::Idempotent,
-            _ => Retry::UnlessSent,
-        };
-        let deadline = self.api.deadline();
-        let response = self.api.send(&call, retry, deadline, what).await?;
+        let deadline = self.api.http.deadline();
+        let retry = Retry::for_write(&condition);
+        let response = self.api.http.send(call, retry, deadline, what).await?;
         if response.status().is_success() {
             return Ok(());
         }
         let error = self
             .api
+            .http
             .failure(response, deadline, what, missing_for(key, &condition))
             .await;
         Err(precondition_of(&condition, error))
     }
 
     async fn list(&self, prefix: &str, delimiter: Option<&str>) -> Result<Listing> {
-        let what = "listing";
         let delimiter = delimiter.filter(|d| !d.is_empty());
         let name_prefix = self.names.name(prefix);
-        let mut builder = ListingBuilder::new(prefix, delimiter);
-        let mut token: Option<String> = None;
-        loop {
-            let mut query = vec![
-                ("list-type", "2"),
-                ("max-keys", PAGE_SIZE),
-                ("prefix", name_prefix.as_str()),
-            ];
-            if let Some(delimiter) = delimiter {
-                query.push(("delimiter", delimiter));
-            }
-            if let Some(token) = &token {
-                query.push(("continuation-token", token.as_str()));
-            }
-            // SigV4 wants the parameters sorted; S3 accepts any order.
-            query.sort_unstable();
-            let call = Call::new(Method::GET, self.api.url_with_query(None, &query));
-            // Each page has its own deadline: a long listing is many calls.
-            let deadline = self.api.deadline();
-            let missing = |_: &str, text| Error::new(ErrorKind::Internal, text);
-            let response = self
-                .api
-                .send_ok(&call, Retry::Idempotent, deadline, what, missing)
-                .await?;
-            let page: ListPage = self.api.xml(response, deadline, what, missing).await?;
-            // Common prefixes end with the delimiter, so the builder files
-            // them as prefixes again; it also sorts and drops duplicates.
-            for name in page
-                .contents
-                .iter()
-                .map(|object| object.key.as_str())
-                .chain(page.common_prefixes.iter().map(|p| p.prefix.as_str()))
-            {
-                if let Some(key) = self.names.key(name) {
-                    builder.push(key);
-                }
-            }
-            match page.next_continuation_token.filter(|t| !t.is_empty()) {
-                Some(next) if page.is_truncated => token = Some(next),
-                _ => break,
-            }
-        }
-        Ok(builder.finish())
+        listing::follow_pages(&self.names, prefix, delimiter, |token| {
+            self.list_page(&name_prefix, delimiter, token)
+        })
+        .await
     }
 
     async fn get_attr(&self, key: &Key, name: &str) -> Result<String> {
@@ -529,11 +528,12 @@ impl Store for S3Store {
             .header("x-amz-copy-source", &self.api.copy_source(&object))?
             .header("x-amz-metadata-directive", "REPLACE")?
             .header("content-type", value)?;
-        let deadline = self.api.deadline();
+        let deadline = self.api.http.deadline();
         // Copying the current object with the same type twice is harmless.
         let response = self
             .api
-            .send(&call, Retry::Idempotent, deadline, what)
+            .http
+            .send(call, Retry::Idempotent, deadline, what)
             .await?;
         let key_text = key.to_string();
         let missing = move |code: &str, text| match code {
@@ -541,7 +541,11 @@ impl Store for S3Store {
             _ => Error::new(ErrorKind::Internal, text),
         };
         if !response.status().is_success() {
-            return Err(self.api.failure(response, deadline, what, missing).await);
+            return Err(self
+                .api
+                .http
+                .failure(response, deadline, what, missing)
+                .await);
         }
         #[derive(Deserialize)]
         struct CopyObjectResult {}
@@ -562,16 +566,18 @@ impl Store for S3Store {
             ("prefix", prefix.as_str()),
         ];
         let call = Call::new(Method::GET, self.api.url_with_query(None, &query));
-        let deadline = self.api.deadline();
+        let deadline = self.api.http.deadline();
         let response = self
             .api
-            .send(&call, Retry::Idempotent, deadline, what)
+            .http
+            .send(call, Retry::Idempotent, deadline, what)
             .await?;
         if response.status().is_success() {
             return Ok(());
         }
         Err(self
             .api
+            .http
             .failure(response, deadline, what, |_, text| {
                 Error::new(ErrorKind::Internal, text)
             })

@@ -22,10 +22,11 @@ use futures_util::stream::FuturesUnordered;
 use http::Method;
 use serde::Deserialize;
 
-use super::api::{Api, Call, Retry, header};
+use super::api::Api;
 use super::{S3Store, condition_headers, missing_for, precondition_of};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
+use crate::store::http_client::{Call, Retry, header};
 use crate::store::{ByteStream, Condition, Version};
 
 /// Size of every part but the last (S3 wants at least 5 MiB).
@@ -193,12 +194,15 @@ impl MultipartUpload {
             api.url_with_query(Some(&name), &[("uploads", "")]),
         )
         .header("content-type", super::CONTENT_TYPE)?;
-        let deadline = api.deadline();
+        let deadline = api.http.deadline();
         // Not repeated once sent: a second start would leave an orphan.
-        let response = api.send(&call, Retry::UnlessSent, deadline, what).await?;
+        let response = api
+            .http
+            .send(call, Retry::UnlessSent, deadline, what)
+            .await?;
         let missing = |_: &str, text| Error::new(ErrorKind::Internal, text);
         if !response.status().is_success() {
-            return Err(api.failure(response, deadline, what, missing).await);
+            return Err(api.http.failure(response, deadline, what, missing).await);
         }
         let started: InitiateMultipartUploadResult =
             api.xml(response, deadline, what, missing).await?;
@@ -220,15 +224,20 @@ impl MultipartUpload {
             &[("partNumber", &number_text), ("uploadId", &self.upload_id)],
         );
         let call = Call::new(Method::PUT, url).body(data);
-        let deadline = self.api.deadline();
+        let deadline = self.api.http.deadline();
         // A part sent again replaces itself.
         let response = self
             .api
-            .send(&call, Retry::Idempotent, deadline, what)
+            .http
+            .send(call, Retry::Idempotent, deadline, what)
             .await?;
         if !response.status().is_success() {
             let missing = |_: &str, text| Error::new(ErrorKind::Internal, text);
-            return Err(self.api.failure(response, deadline, what, missing).await);
+            return Err(self
+                .api
+                .http
+                .failure(response, deadline, what, missing)
+                .await);
         }
         let etag = header(response.headers(), "etag").ok_or_else(|| {
             Error::new(
@@ -266,10 +275,11 @@ impl MultipartUpload {
             .body(Bytes::from(document)),
             condition,
         )?;
-        let deadline = self.api.deadline();
+        let deadline = self.api.http.deadline();
         let response = self
             .api
-            .send(&call, Retry::UnlessSent, deadline, what)
+            .http
+            .send(call, Retry::UnlessSent, deadline, what)
             .await?;
         let result = if response.status().is_success() {
             self.api
@@ -283,6 +293,7 @@ impl MultipartUpload {
         } else {
             Err(self
                 .api
+                .http
                 .failure(response, deadline, what, missing_for(key, condition))
                 .await)
         };
@@ -309,14 +320,14 @@ async fn abort(api: &Api, name: &str, upload_id: &str) {
         Method::DELETE,
         api.url_with_query(Some(name), &[("uploadId", upload_id)]),
     );
-    let deadline = api.deadline();
-    match api.send(&call, Retry::Idempotent, deadline, what).await {
+    let deadline = api.http.deadline();
+    match api.http.send(call, Retry::Idempotent, deadline, what).await {
         Ok(response) if response.status().is_success() => {
             tracing::debug!(name, upload_id, "multipart upload aborted");
         }
         Ok(response) => {
             let missing = |_: &str, text| Error::new(ErrorKind::Internal, text);
-            let error = api.failure(response, deadline, what, missing).await;
+            let error = api.http.failure(response, deadline, what, missing).await;
             tracing::warn!(name, upload_id, error = %error, "cannot abort a multipart upload");
         }
         Err(error) => {
