@@ -403,11 +403,10 @@ impl Checker<'_> {
 mod tests {
     use std::sync::Arc;
 
-    use async_trait::async_trait;
-
     use super::*;
+    use crate::store::Listing;
+    use crate::store::faulty::FaultyStore;
     use crate::store::memory::MemoryStore;
-    use crate::store::{Listing, Object, ObjectMeta, StoreInfo};
 
     #[tokio::test]
     async fn an_honest_store_passes_and_is_cleaned_up() {
@@ -428,44 +427,12 @@ mod tests {
         assert!(table.ends_with("relies on"), "{table}");
     }
 
-    /// A store that drops every condition on writes, as some emulators do.
-    struct IgnoresConditions(MemoryStore);
-
-    #[async_trait]
-    impl Store for IgnoresConditions {
-        fn info(&self) -> &StoreInfo {
-            self.0.info()
-        }
-        async fn get(&self, key: &Key) -> crate::Result<Object> {
-            self.0.get(key).await
-        }
-        async fn head(&self, key: &Key) -> crate::Result<ObjectMeta> {
-            self.0.head(key).await
-        }
-        async fn put(&self, key: &Key, body: Body, _: Condition) -> crate::Result<Version> {
-            self.0.put(key, body, Condition::None).await
-        }
-        async fn delete(&self, key: &Key, condition: Condition) -> crate::Result<()> {
-            self.0.delete(key, condition).await
-        }
-        async fn list(&self, prefix: &str, delimiter: Option<&str>) -> crate::Result<Listing> {
-            self.0.list(prefix, delimiter).await
-        }
-        async fn get_attr(&self, key: &Key, name: &str) -> crate::Result<String> {
-            self.0.get_attr(key, name).await
-        }
-        async fn set_attr(&self, key: &Key, name: &str, value: &str) -> crate::Result<()> {
-            self.0.set_attr(key, name, value).await
-        }
-        async fn probe(&self) -> crate::Result<()> {
-            Ok(())
-        }
-    }
-
     #[tokio::test]
     async fn a_store_that_ignores_conditions_fails_each_write_check() {
-        let store = Arc::new(IgnoresConditions(MemoryStore::new("")));
-        let report = run(store.as_ref(), "memory-buffered-cas").await;
+        // Some emulators drop every condition on writes.
+        let store = FaultyStore::new(Arc::new(MemoryStore::new("")));
+        store.ignore_write_conditions(true);
+        let report = run(&store, "memory-buffered-cas").await;
         assert!(!report.passed);
         let outcome = |name: &str| {
             report

@@ -13,6 +13,9 @@
 //!   except under `IfMatch`, where it is a failed precondition;
 //! - listings are complete and sorted by byte order.
 
+#[cfg(test)]
+mod contract;
+pub mod faulty;
 pub mod fs;
 pub mod gcs;
 pub(crate) mod http_client;
