@@ -5,7 +5,7 @@
 //! message, and the error that caused it when there is one (an I/O
 //! error, a failed HTTP call), kept as it is so logs can show it. Each
 //! kind has its code (the `error` of JSON bodies), its HTTP status and
-//! its metrics label in [`error_kinds!`]'s table below, and nowhere
+//! its metrics label in the table below (`error_kinds!`), and nowhere
 //! else; `http::errors` turns an error into an answer with them.
 
 use std::fmt;

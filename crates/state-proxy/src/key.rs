@@ -1,4 +1,4 @@
-//! Keys: percent-decoding and validation (PROTOCOL.md, "Keys").
+//! Keys: percent-decoding and validation (docs/protocol.md, "Keys").
 //!
 //! A [`Key`] can only be built through validation, so every layer below
 //! the HTTP one can rely on it: never empty, never absolute, no `.`/`..`

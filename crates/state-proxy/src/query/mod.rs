@@ -25,7 +25,7 @@ pub use sort::Sort;
 use crate::error::{Error, Result};
 use crate::key::validate_list_prefix;
 
-/// Bounds of one query (PROTOCOL.md defaults).
+/// Bounds of one query (defaults as in docs/query.md, "Limits").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueryLimits {
     /// Keys of the listing considered; later keys (byte order) are not.

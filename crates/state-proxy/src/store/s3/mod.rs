@@ -4,7 +4,8 @@
 //! - Credentials, SigV4 signing and presigned URLs come from `object_store`
 //!   (its AWS credential chain: environment keys, web identity for
 //!   Kubernetes service accounts, container and instance metadata). The
-//!   requests themselves are sent here ([`api`]), because the store needs
+//!   requests themselves are sent here ([`api`], over the client the gcs
+//!   store shares, `store::http_client`), because the store needs
 //!   what `object_store` does not offer: a condition on
 //!   `CompleteMultipartUpload` and on `DeleteObject`, listings with any
 //!   delimiter, the storage class, `CopyObject` with new metadata, S3's
