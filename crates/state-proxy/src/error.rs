@@ -206,6 +206,11 @@ impl Eq for Error {}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The kind of a failed result, `None` for a success (what tests compare).
+pub fn kind_of<T>(result: &Result<T>) -> Option<ErrorKind> {
+    result.as_ref().err().map(Error::kind)
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;

@@ -250,7 +250,7 @@ impl Mode {
         self.store
             .info()
             .attribute(name)
-            .ok_or_else(|| Error::unsupported_attribute(name.to_owned()))
+            .ok_or_else(|| Error::unsupported_attribute(name))
     }
 }
 
@@ -336,6 +336,7 @@ impl RememberedVersions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::kind_of;
     use crate::store::memory::MemoryStore;
 
     fn key(k: &str) -> Key {
@@ -393,8 +394,9 @@ mod tests {
             .await
             .unwrap();
         let result = ours.put(&key("k"), body("ours"), Condition::None).await;
-        assert!(
-            matches!(result, Err(ref e) if e.kind() == ErrorKind::VersionConflict),
+        assert_eq!(
+            kind_of(&result),
+            Some(ErrorKind::VersionConflict),
             "{result:?}"
         );
         assert_eq!(content(&ours, "k").await, "theirs");
@@ -422,7 +424,7 @@ mod tests {
             .unwrap();
         for _ in 0..2 {
             let retry = ours.put(&key("k"), body("3"), Condition::None).await;
-            assert!(matches!(retry, Err(ref e) if e.kind() == ErrorKind::VersionConflict));
+            assert_eq!(kind_of(&retry), Some(ErrorKind::VersionConflict));
         }
     }
 
@@ -438,8 +440,9 @@ mod tests {
             .unwrap();
         theirs.delete(&key("k"), Condition::None).await.unwrap();
         let result = ours.put(&key("k"), body("2"), Condition::None).await;
-        assert!(
-            matches!(result, Err(ref e) if e.kind() == ErrorKind::VersionConflict),
+        assert_eq!(
+            kind_of(&result),
+            Some(ErrorKind::VersionConflict),
             "{result:?}"
         );
     }
@@ -482,10 +485,10 @@ mod tests {
             .unwrap();
         theirs.delete(&key("k"), Condition::None).await.unwrap();
         // Having read that it is gone, we may create it again...
-        assert!(matches!(
-            ours.get(&key("k")).await,
-            Err(ref e) if e.kind() == ErrorKind::KeyNotFound
-        ));
+        assert_eq!(
+            kind_of(&ours.get(&key("k")).await),
+            Some(ErrorKind::KeyNotFound)
+        );
         ours.put(&key("k"), body("2"), Condition::None)
             .await
             .unwrap();
@@ -497,8 +500,9 @@ mod tests {
             .await
             .unwrap();
         let result = ours.put(&key("k"), body("ours"), Condition::None).await;
-        assert!(
-            matches!(result, Err(ref e) if e.kind() == ErrorKind::VersionConflict),
+        assert_eq!(
+            kind_of(&result),
+            Some(ErrorKind::VersionConflict),
             "{result:?}"
         );
         assert_eq!(content(&theirs, "k").await, "theirs");
@@ -530,7 +534,7 @@ mod tests {
             .await
             .unwrap();
         let result = ours.put(&key("c"), body("3"), Condition::None).await;
-        assert!(matches!(result, Err(ref e) if e.kind() == ErrorKind::VersionConflict));
+        assert_eq!(kind_of(&result), Some(ErrorKind::VersionConflict));
     }
 
     #[tokio::test]
@@ -549,7 +553,7 @@ mod tests {
             .unwrap();
         ours.head(&key("k")).await.unwrap();
         let result = ours.put(&key("k"), body("3"), Condition::None).await;
-        assert!(matches!(result, Err(ref e) if e.kind() == ErrorKind::VersionConflict));
+        assert_eq!(kind_of(&result), Some(ErrorKind::VersionConflict));
     }
 
     #[tokio::test]
@@ -562,8 +566,9 @@ mod tests {
                 .await
                 .unwrap();
             let again = mode.put(&key("k"), body("1"), Condition::IfAbsent).await;
-            assert!(
-                matches!(again, Err(ref e) if e.kind() == ErrorKind::PreconditionFailed),
+            assert_eq!(
+                kind_of(&again),
+                Some(ErrorKind::PreconditionFailed),
                 "{consistency}"
             );
             let v2 = mode
@@ -571,8 +576,9 @@ mod tests {
                 .await
                 .unwrap();
             let stale = mode.put(&key("k"), body("3"), Condition::IfMatch(v1)).await;
-            assert!(
-                matches!(stale, Err(ref e) if e.kind() == ErrorKind::PreconditionFailed),
+            assert_eq!(
+                kind_of(&stale),
+                Some(ErrorKind::PreconditionFailed),
                 "{consistency}"
             );
             mode.delete(&key("k"), Condition::IfMatch(v2))
@@ -607,22 +613,25 @@ mod tests {
     async fn attribute_checks_come_before_the_store() {
         let store = Arc::new(MemoryStore::new(""));
         let mode = mode_over(&store, Consistency::BufferedLww, 16);
-        assert!(matches!(
-            mode.get_attr(&key("missing"), "nope").await,
-            Err(e) if e.kind() == ErrorKind::UnsupportedAttribute
-        ));
-        assert!(matches!(
-            mode.set_attr(&key("missing"), "etag", "x").await,
-            Err(e) if e.kind() == ErrorKind::PermissionDenied
-        ));
-        assert!(matches!(
-            mode.set_attr(&key("missing"), "content_type", "text/plain")
-                .await,
-            Err(e) if e.kind() == ErrorKind::KeyNotFound
-        ));
-        assert!(matches!(
-            mode.attributes(&key("missing")).await,
-            Err(ref e) if e.kind() == ErrorKind::KeyNotFound
-        ));
+        assert_eq!(
+            kind_of(&mode.get_attr(&key("missing"), "nope").await),
+            Some(ErrorKind::UnsupportedAttribute)
+        );
+        assert_eq!(
+            kind_of(&mode.set_attr(&key("missing"), "etag", "x").await),
+            Some(ErrorKind::PermissionDenied)
+        );
+        assert_eq!(
+            kind_of(
+                &mode
+                    .set_attr(&key("missing"), "content_type", "text/plain")
+                    .await
+            ),
+            Some(ErrorKind::KeyNotFound)
+        );
+        assert_eq!(
+            kind_of(&mode.attributes(&key("missing")).await),
+            Some(ErrorKind::KeyNotFound)
+        );
     }
 }

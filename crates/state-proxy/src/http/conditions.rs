@@ -70,6 +70,7 @@ mod tests {
 
     use super::*;
     use crate::error::ErrorKind;
+    use crate::error::kind_of;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -104,8 +105,9 @@ mod tests {
             &[("if-match", "\"a\""), ("if-match", "\"b\"")],
         ] {
             let result = write_condition(&headers(pairs));
-            assert!(
-                matches!(result, Err(ref e) if e.kind() == ErrorKind::BadRequest),
+            assert_eq!(
+                kind_of(&result),
+                Some(ErrorKind::BadRequest),
                 "{pairs:?}: {result:?}"
             );
         }

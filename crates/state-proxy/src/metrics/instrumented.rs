@@ -150,6 +150,7 @@ mod tests {
 
     use super::*;
     use crate::error::ErrorKind;
+    use crate::error::kind_of;
     use crate::store::memory::MemoryStore;
 
     fn key(k: &str) -> Key {
@@ -176,7 +177,7 @@ mod tests {
                     Condition::IfAbsent,
                 )
                 .await;
-            assert!(matches!(again, Err(ref e) if e.kind() == ErrorKind::PreconditionFailed));
+            assert_eq!(kind_of(&again), Some(ErrorKind::PreconditionFailed));
             store.head(&key("a")).await.unwrap();
             store.probe().await.unwrap();
         })

@@ -264,7 +264,7 @@ impl Store for FsStore {
                 "file://{}",
                 std::path::absolute(&path).unwrap_or(path).display()
             )),
-            _ => Err(Error::unsupported_attribute(name.to_owned())),
+            _ => Err(Error::unsupported_attribute(name)),
         }
     }
 
@@ -704,6 +704,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::error::kind_of;
 
     fn key(k: &str) -> Key {
         Key::parse(k).unwrap()
@@ -768,27 +769,21 @@ mod tests {
             .await
             .unwrap();
         let below = store.put(&key("a/b"), full("2"), Condition::None).await;
-        assert!(
-            matches!(below, Err(ref e) if e.kind() == ErrorKind::KeyConflict),
-            "{below:?}"
-        );
+        assert_eq!(kind_of(&below), Some(ErrorKind::KeyConflict), "{below:?}");
         store
             .put(&key("c/d"), full("3"), Condition::None)
             .await
             .unwrap();
         let above = store.put(&key("c"), full("4"), Condition::None).await;
-        assert!(
-            matches!(above, Err(ref e) if e.kind() == ErrorKind::KeyConflict),
-            "{above:?}"
+        assert_eq!(kind_of(&above), Some(ErrorKind::KeyConflict), "{above:?}");
+        assert_eq!(
+            kind_of(&store.get(&key("a/b")).await),
+            Some(ErrorKind::KeyNotFound)
         );
-        assert!(matches!(
-            store.get(&key("a/b")).await,
-            Err(ref e) if e.kind() == ErrorKind::KeyNotFound
-        ));
-        assert!(matches!(
-            store.get(&key("c")).await,
-            Err(ref e) if e.kind() == ErrorKind::KeyNotFound
-        ));
+        assert_eq!(
+            kind_of(&store.get(&key("c")).await),
+            Some(ErrorKind::KeyNotFound)
+        );
         // Nothing is left behind by the refused writes.
         assert_eq!(
             fs::read_dir(dir.path().join(".state-proxy/tmp"))
@@ -804,10 +799,7 @@ mod tests {
         let store = open(dir.path(), "");
         let long = "n".repeat(300);
         let result = store.put(&key(&long), full("x"), Condition::None).await;
-        assert!(
-            matches!(result, Err(ref e) if e.kind() == ErrorKind::BadRequest),
-            "{result:?}"
-        );
+        assert_eq!(kind_of(&result), Some(ErrorKind::BadRequest), "{result:?}");
     }
 
     #[tokio::test]
@@ -821,7 +813,7 @@ mod tests {
         let reserved = store
             .put(&key(".state-proxy/x"), full("1"), Condition::None)
             .await;
-        assert!(matches!(reserved, Err(ref e) if e.kind() == ErrorKind::BadRequest));
+        assert_eq!(kind_of(&reserved), Some(ErrorKind::BadRequest));
         assert_eq!(store.list("", Some("/")).await.unwrap().keys, ["a"]);
         assert!(store.list("", Some("/")).await.unwrap().prefixes.is_empty());
         assert_eq!(store.list("", None).await.unwrap().keys, ["a"]);

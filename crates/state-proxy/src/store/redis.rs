@@ -283,7 +283,7 @@ impl Store for RedisStore {
         let value: Option<Vec<u8>> = self
             .run(|mut connection| async move { connection.get(name).await })
             .await?;
-        let value = Bytes::from(value.ok_or_else(|| Error::key_not_found(key.to_string()))?);
+        let value = Bytes::from(value.ok_or_else(|| Error::key_not_found(key))?);
         let version = digest(value.clone()).await?;
         Ok(Object {
             meta: ObjectMeta {
@@ -299,7 +299,7 @@ impl Store for RedisStore {
         let stat: Option<(u64, String)> = self
             .run(|mut connection| async move { STAT.key(name).invoke_async(&mut connection).await })
             .await?;
-        let (size, digest) = stat.ok_or_else(|| Error::key_not_found(key.to_string()))?;
+        let (size, digest) = stat.ok_or_else(|| Error::key_not_found(key))?;
         Ok(ObjectMeta {
             size,
             version: Version::new(digest),
@@ -378,7 +378,7 @@ impl Store for RedisStore {
                     .run(|mut connection| async move { connection.del(name).await })
                     .await?;
                 if removed == 0 {
-                    Err(Error::key_not_found(key.to_string()))
+                    Err(Error::key_not_found(key))
                 } else {
                     Ok(())
                 }
@@ -412,21 +412,21 @@ impl Store for RedisStore {
 
     async fn get_attr(&self, key: &Key, name: &str) -> Result<String> {
         if name != "ttl" {
-            return Err(Error::unsupported_attribute(name.to_owned()));
+            return Err(Error::unsupported_attribute(name));
         }
         let redis_name = self.names.name(key.as_str());
         let ttl: i64 = self
             .run(|mut connection| async move { connection.ttl(redis_name).await })
             .await?;
         match ttl {
-            -2 => Err(Error::key_not_found(key.to_string())),
+            -2 => Err(Error::key_not_found(key)),
             seconds => Ok(seconds.to_string()),
         }
     }
 
     async fn set_attr(&self, key: &Key, name: &str, value: &str) -> Result<()> {
         if name != "ttl" {
-            return Err(Error::unsupported_attribute(name.to_owned()));
+            return Err(Error::unsupported_attribute(name));
         }
         let seconds = parse_ttl(value)?;
         let redis_name = self.names.name(key.as_str());
@@ -446,7 +446,7 @@ impl Store for RedisStore {
         if exists {
             Ok(())
         } else {
-            Err(Error::key_not_found(key.to_string()))
+            Err(Error::key_not_found(key))
         }
     }
 
@@ -476,6 +476,7 @@ fn parse_ttl(value: &str) -> Result<Option<i64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::kind_of;
 
     #[test]
     fn names_follow_the_compat_layout() {
@@ -517,8 +518,9 @@ mod tests {
         assert_eq!(parse_ttl("0").unwrap(), None);
         assert_eq!(parse_ttl("-1").unwrap(), None);
         for bad in ["-2", "1.5", "soon", ""] {
-            assert!(
-                matches!(parse_ttl(bad), Err(ref e) if e.kind() == ErrorKind::BadRequest),
+            assert_eq!(
+                kind_of(&parse_ttl(bad)),
+                Some(ErrorKind::BadRequest),
                 "{bad}"
             );
         }
@@ -642,10 +644,7 @@ mod tests {
         let store = fake.store(Duration::from_millis(300));
         let started = std::time::Instant::now();
         let result = store.get(&Key::parse("k").unwrap()).await;
-        assert!(
-            matches!(result, Err(ref e) if e.kind() == ErrorKind::Timeout),
-            "{result:?}"
-        );
+        assert_eq!(kind_of(&result), Some(ErrorKind::Timeout), "{result:?}");
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 
@@ -664,11 +663,8 @@ mod tests {
         })
         .unwrap();
         let result = store.get(&Key::parse("k").unwrap()).await;
-        assert!(
-            matches!(result, Err(ref e) if e.kind() == ErrorKind::Unavailable),
-            "{result:?}"
-        );
-        assert!(matches!(store.probe().await, Err(ref e) if e.kind() == ErrorKind::Unavailable));
+        assert_eq!(kind_of(&result), Some(ErrorKind::Unavailable), "{result:?}");
+        assert_eq!(kind_of(&store.probe().await), Some(ErrorKind::Unavailable));
     }
 
     #[tokio::test]
@@ -686,16 +682,19 @@ mod tests {
         .await;
         let store = fake.store(Duration::from_secs(5));
         let key = Key::parse("k").unwrap();
-        assert!(matches!(store.get(&key).await, Err(ref e) if e.kind() == ErrorKind::KeyConflict));
-        assert!(matches!(
-            store.delete(&key, Condition::None).await,
-            Err(e) if e.kind() == ErrorKind::PermissionDenied
-        ));
+        assert_eq!(
+            kind_of(&store.get(&key).await),
+            Some(ErrorKind::KeyConflict)
+        );
+        assert_eq!(
+            kind_of(&store.delete(&key, Condition::None).await),
+            Some(ErrorKind::PermissionDenied)
+        );
         let body = Body::Full(Bytes::from_static(b"v"));
-        assert!(matches!(
-            store.put(&key, body, Condition::None).await,
-            Err(e) if e.kind() == ErrorKind::Unavailable
-        ));
+        assert_eq!(
+            kind_of(&store.put(&key, body, Condition::None).await),
+            Some(ErrorKind::Unavailable)
+        );
     }
 
     #[tokio::test]
@@ -726,8 +725,9 @@ mod tests {
                 Condition::IfAbsent,
             )
             .await;
-        assert!(
-            matches!(create, Err(ref e) if e.kind() == ErrorKind::PreconditionFailed),
+        assert_eq!(
+            kind_of(&create),
+            Some(ErrorKind::PreconditionFailed),
             "{create:?}"
         );
         let sets: Vec<Vec<String>> = fake
@@ -745,13 +745,13 @@ mod tests {
     fn script_answers() {
         let key = Key::parse("k").unwrap();
         assert!(script_outcome(1, &key).is_ok());
-        assert!(matches!(
-            script_outcome(0, &key),
-            Err(e) if e.kind() == ErrorKind::PreconditionFailed
-        ));
-        assert!(matches!(
-            script_outcome(-1, &key),
-            Err(e) if e.kind() == ErrorKind::PreconditionFailed
-        ));
+        assert_eq!(
+            kind_of(&script_outcome(0, &key)),
+            Some(ErrorKind::PreconditionFailed)
+        );
+        assert_eq!(
+            kind_of(&script_outcome(-1, &key)),
+            Some(ErrorKind::PreconditionFailed)
+        );
     }
 }

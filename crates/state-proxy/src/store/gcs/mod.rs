@@ -472,7 +472,7 @@ impl Store for GcsStore {
                     // Gone since the check: If-Match on a missing key fails.
                     Error::new(ErrorKind::PreconditionFailed, text)
                 } else {
-                    Error::key_not_found(key.to_string())
+                    Error::key_not_found(key)
                 }
             })
             .await?;
@@ -509,13 +509,13 @@ impl Store for GcsStore {
             "metageneration" => resource
                 .metageneration
                 .ok_or_else(|| missing("metageneration")),
-            _ => Err(Error::unsupported_attribute(name.to_owned())),
+            _ => Err(Error::unsupported_attribute(name)),
         }
     }
 
     async fn set_attr(&self, key: &Key, name: &str, value: &str) -> Result<()> {
         if name != "content_type" {
-            return Err(Error::unsupported_attribute(name.to_owned()));
+            return Err(Error::unsupported_attribute(name));
         }
         if value.trim().is_empty() {
             return Err(Error::bad_request("content_type cannot be empty"));

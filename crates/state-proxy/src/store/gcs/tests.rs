@@ -10,6 +10,7 @@ use google_cloud_auth::signer::{Signer, SigningError, SigningProvider};
 use super::api::Api;
 use super::auth::Auth;
 use super::*;
+use crate::error::kind_of;
 use crate::store::http_client::fake::{
     FakeServer, Recorded, Reply, assert_stall_times_out, bytes_of, full, key, unreachable_url,
 };
@@ -150,13 +151,15 @@ async fn tags_that_are_no_generation_fail_without_a_call() {
     for tag in ["0", "abc", "-3", ""] {
         let condition = Condition::IfMatch(Version::new(tag));
         let put = store.put(&key("k"), full("x"), condition.clone()).await;
-        assert!(
-            matches!(put, Err(ref e) if e.kind() == ErrorKind::PreconditionFailed),
+        assert_eq!(
+            kind_of(&put),
+            Some(ErrorKind::PreconditionFailed),
             "{tag}: {put:?}"
         );
         let delete = store.delete(&key("k"), condition).await;
-        assert!(
-            matches!(delete, Err(ref e) if e.kind() == ErrorKind::PreconditionFailed),
+        assert_eq!(
+            kind_of(&delete),
+            Some(ErrorKind::PreconditionFailed),
             "{tag}: {delete:?}"
         );
     }
@@ -224,10 +227,7 @@ async fn reads_take_the_generation_from_the_download_itself() {
         "{missing:?}"
     );
     let broken = store.get(&key("no-generation")).await;
-    assert!(
-        matches!(broken, Err(ref e) if e.kind() == ErrorKind::Internal),
-        "{broken:?}"
-    );
+    assert_eq!(kind_of(&broken), Some(ErrorKind::Internal), "{broken:?}");
 }
 
 #[tokio::test]
@@ -339,8 +339,9 @@ async fn conditional_deletes_check_the_generation_then_send_it() {
     let stale = store
         .delete(&key("k"), Condition::IfMatch(Version::new("19")))
         .await;
-    assert!(
-        matches!(stale, Err(ref e) if e.kind() == ErrorKind::PreconditionFailed),
+    assert_eq!(
+        kind_of(&stale),
+        Some(ErrorKind::PreconditionFailed),
         "{stale:?}"
     );
     assert!(
@@ -350,8 +351,9 @@ async fn conditional_deletes_check_the_generation_then_send_it() {
     let missing = store
         .delete(&key("gone"), Condition::IfMatch(Version::new("20")))
         .await;
-    assert!(
-        matches!(missing, Err(ref e) if e.kind() == ErrorKind::PreconditionFailed),
+    assert_eq!(
+        kind_of(&missing),
+        Some(ErrorKind::PreconditionFailed),
         "{missing:?}"
     );
 
@@ -374,10 +376,7 @@ async fn conditional_deletes_check_the_generation_then_send_it() {
         .unwrap();
     assert_eq!(plain.param("ifGenerationMatch"), None);
     let absent = store.delete(&key("gone"), Condition::None).await;
-    assert!(
-        matches!(absent, Err(ref e) if e.kind() == ErrorKind::KeyNotFound),
-        "{absent:?}"
-    );
+    assert_eq!(kind_of(&absent), Some(ErrorKind::KeyNotFound), "{absent:?}");
 }
 
 #[tokio::test]
@@ -392,8 +391,9 @@ async fn a_delete_refused_by_gcs_after_the_check_is_a_failed_precondition() {
         .store("")
         .delete(&key("k"), Condition::IfMatch(Version::new("20")))
         .await;
-    assert!(
-        matches!(outcome, Err(ref e) if e.kind() == ErrorKind::PreconditionFailed),
+    assert_eq!(
+        kind_of(&outcome),
+        Some(ErrorKind::PreconditionFailed),
         "{outcome:?}"
     );
 }
@@ -444,16 +444,14 @@ async fn attributes_come_from_the_object_resource() {
     let missing = key("missing");
     for attr in ["url", "generation", "signed_url"] {
         let answer = store.get_attr(&missing, attr).await;
-        assert!(
-            matches!(answer, Err(ref e) if e.kind() == ErrorKind::KeyNotFound),
+        assert_eq!(
+            kind_of(&answer),
+            Some(ErrorKind::KeyNotFound),
             "{attr}: {answer:?}"
         );
     }
     let set = store.set_attr(&missing, "content_type", "text/plain").await;
-    assert!(
-        matches!(set, Err(ref e) if e.kind() == ErrorKind::KeyNotFound),
-        "{set:?}"
-    );
+    assert_eq!(kind_of(&set), Some(ErrorKind::KeyNotFound), "{set:?}");
 }
 
 /// Signs with fixed bytes, so the URL around the signature can be checked.
@@ -541,27 +539,23 @@ async fn backend_errors_map_to_the_protocol() {
         "{forbidden:?}"
     );
     let unauthorized = store.head(&key("unauthorized")).await;
-    assert!(
-        matches!(unauthorized, Err(ref e) if e.kind() == ErrorKind::PermissionDenied),
+    assert_eq!(
+        kind_of(&unauthorized),
+        Some(ErrorKind::PermissionDenied),
         "{unauthorized:?}"
     );
     for name in ["throttled", "down"] {
         let outcome = store.get(&key(name)).await;
-        assert!(
-            matches!(outcome, Err(ref e) if e.kind() == ErrorKind::Unavailable),
+        assert_eq!(
+            kind_of(&outcome),
+            Some(ErrorKind::Unavailable),
             "{name}: {outcome:?}"
         );
     }
     let bad = store.get(&key("bad")).await;
-    assert!(
-        matches!(bad, Err(ref e) if e.kind() == ErrorKind::BadRequest),
-        "{bad:?}"
-    );
+    assert_eq!(kind_of(&bad), Some(ErrorKind::BadRequest), "{bad:?}");
     let odd = store.get(&key("odd")).await;
-    assert!(
-        matches!(odd, Err(ref e) if e.kind() == ErrorKind::Internal),
-        "{odd:?}"
-    );
+    assert_eq!(kind_of(&odd), Some(ErrorKind::Internal), "{odd:?}");
 }
 
 #[tokio::test]
@@ -579,10 +573,7 @@ async fn reads_are_retried_on_throttling_but_uploads_never_once_sent() {
     assert_eq!(fake.requests().len(), 2, "one retry after the 503");
 
     let upload = store.put(&key("k"), full("x"), Condition::None).await;
-    assert!(
-        matches!(upload, Err(ref e) if e.kind() == ErrorKind::Unavailable),
-        "{upload:?}"
-    );
+    assert_eq!(kind_of(&upload), Some(ErrorKind::Unavailable), "{upload:?}");
     assert_eq!(fake.requests().len(), 3, "the upload was sent once");
 }
 
@@ -590,8 +581,9 @@ async fn reads_are_retried_on_throttling_but_uploads_never_once_sent() {
 async fn persistent_throttling_gives_up_after_a_few_attempts() {
     let fake = FakeServer::start(|_, _| gcs_error(429, "slow down")).await;
     let outcome = fake.store("").list("", None).await;
-    assert!(
-        matches!(outcome, Err(ref e) if e.kind() == ErrorKind::Unavailable),
+    assert_eq!(
+        kind_of(&outcome),
+        Some(ErrorKind::Unavailable),
         "{outcome:?}"
     );
     assert_eq!(fake.requests().len(), 3);
@@ -603,15 +595,9 @@ async fn a_hung_backend_answers_timeout_within_the_backend_timeout() {
     let store = fake.store_with("", Auth::Anonymous, Duration::from_millis(300));
     let started = Instant::now();
     let outcome = store.get(&key("k")).await;
-    assert!(
-        matches!(outcome, Err(ref e) if e.kind() == ErrorKind::Timeout),
-        "{outcome:?}"
-    );
+    assert_eq!(kind_of(&outcome), Some(ErrorKind::Timeout), "{outcome:?}");
     let upload = store.put(&key("k"), full("x"), Condition::IfAbsent).await;
-    assert!(
-        matches!(upload, Err(ref e) if e.kind() == ErrorKind::Timeout),
-        "{upload:?}"
-    );
+    assert_eq!(kind_of(&upload), Some(ErrorKind::Timeout), "{upload:?}");
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "took {:?}",
@@ -633,10 +619,7 @@ async fn an_unreachable_backend_is_unavailable() {
         "{outcome:?}"
     );
     let probe = store.probe().await;
-    assert!(
-        matches!(probe, Err(ref e) if e.kind() == ErrorKind::Unavailable),
-        "{probe:?}"
-    );
+    assert_eq!(kind_of(&probe), Some(ErrorKind::Unavailable), "{probe:?}");
 }
 
 #[tokio::test]
@@ -700,8 +683,5 @@ async fn a_download_from_a_backend_that_stalls_midway_times_out() {
     let object = store.get(&key("k")).await.unwrap();
     assert_eq!(object.meta.size, 100);
     let stalled = assert_stall_times_out(object.body, "only ten b").await;
-    assert!(
-        matches!(stalled, Err(ref e) if e.kind() == ErrorKind::Timeout),
-        "{stalled:?}"
-    );
+    assert_eq!(kind_of(&stalled), Some(ErrorKind::Timeout), "{stalled:?}");
 }

@@ -272,7 +272,7 @@ impl S3Store {
             .api
             .http
             .send_ok(call, Retry::Idempotent, deadline, what, |_, _| {
-                Error::key_not_found(key.to_string())
+                Error::key_not_found(key)
             })
             .await?;
         let headers = response.headers();
@@ -431,7 +431,7 @@ impl Store for S3Store {
                 deadline,
                 what,
                 |code, text| match code {
-                    "NoSuchKey" | "" => Error::key_not_found(key.to_string()),
+                    "NoSuchKey" | "" => Error::key_not_found(key),
                     _ => Error::new(ErrorKind::Internal, text),
                 },
             )
@@ -510,7 +510,7 @@ impl Store for S3Store {
             "version" => Ok(head.version_id.unwrap_or_else(|| "null".to_owned())),
             // S3 leaves the header out for the standard class.
             "storage_class" => Ok(head.storage_class.unwrap_or_else(|| "STANDARD".to_owned())),
-            _ => Err(Error::unsupported_attribute(name.to_owned())),
+            _ => Err(Error::unsupported_attribute(name)),
         }
     }
 
@@ -518,7 +518,7 @@ impl Store for S3Store {
     /// itself with the new content type (`MetadataDirective: REPLACE`).
     async fn set_attr(&self, key: &Key, name: &str, value: &str) -> Result<()> {
         if name != "content_type" {
-            return Err(Error::unsupported_attribute(name.to_owned()));
+            return Err(Error::unsupported_attribute(name));
         }
         if value.trim().is_empty() {
             return Err(Error::bad_request("content_type cannot be empty"));

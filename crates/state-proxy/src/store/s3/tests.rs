@@ -11,6 +11,7 @@ use object_store::aws::AmazonS3Builder;
 
 use super::upload::PART_SIZE;
 use super::*;
+use crate::error::kind_of;
 use crate::store::http_client::fake::{
     FakeServer, Recorded, Reply, assert_stall_times_out, bytes_of, full, key, unreachable_url,
 };
@@ -176,8 +177,9 @@ async fn a_key_deleted_behind_our_back_fails_the_condition() {
         .store("")
         .put(&key("k"), full("w"), Condition::IfMatch(Version::new("7")))
         .await;
-    assert!(
-        matches!(explicit, Err(ref e) if e.kind() == ErrorKind::PreconditionFailed),
+    assert_eq!(
+        kind_of(&explicit),
+        Some(ErrorKind::PreconditionFailed),
         "{explicit:?}"
     );
     // Racing conditional writers may get 409 ConditionalRequestConflict.
@@ -187,8 +189,9 @@ async fn a_key_deleted_behind_our_back_fails_the_condition() {
         .store("")
         .put(&key("k"), full("w"), Condition::IfAbsent)
         .await;
-    assert!(
-        matches!(raced, Err(ref e) if e.kind() == ErrorKind::PreconditionFailed),
+    assert_eq!(
+        kind_of(&raced),
+        Some(ErrorKind::PreconditionFailed),
         "{raced:?}"
     );
 }
@@ -212,10 +215,7 @@ async fn reads_take_the_etag_from_the_download_itself() {
         "{missing:?}"
     );
     let head = store.head(&key("absent")).await;
-    assert!(
-        matches!(head, Err(ref e) if e.kind() == ErrorKind::KeyNotFound),
-        "{head:?}"
-    );
+    assert_eq!(kind_of(&head), Some(ErrorKind::KeyNotFound), "{head:?}");
 }
 
 #[tokio::test]
@@ -445,8 +445,9 @@ async fn a_refused_completion_aborts_the_upload() {
             Condition::IfMatch(Version::new("old")),
         )
         .await;
-    assert!(
-        matches!(outcome, Err(ref e) if e.kind() == ErrorKind::PreconditionFailed),
+    assert_eq!(
+        kind_of(&outcome),
+        Some(ErrorKind::PreconditionFailed),
         "{outcome:?}"
     );
     let requests = fake.requests();
@@ -473,8 +474,9 @@ async fn a_stale_condition_fails_before_any_part_is_sent() {
         let outcome = store
             .put(&key("k"), streamed(PART_SIZE + 1), condition)
             .await;
-        assert!(
-            matches!(outcome, Err(ref e) if e.kind() == ErrorKind::PreconditionFailed),
+        assert_eq!(
+            kind_of(&outcome),
+            Some(ErrorKind::PreconditionFailed),
             "{outcome:?}"
         );
     }
@@ -493,8 +495,9 @@ async fn an_upload_cut_off_midway_is_aborted() {
         size: Some(40 << 20),
     };
     let outcome = fake.store("").put(&key("k"), body, Condition::None).await;
-    assert!(
-        matches!(outcome, Err(ref e) if e.kind() == ErrorKind::BadRequest),
+    assert_eq!(
+        kind_of(&outcome),
+        Some(ErrorKind::BadRequest),
         "{outcome:?}"
     );
     let requests = fake.requests();
@@ -521,8 +524,9 @@ async fn a_failing_part_aborts_the_upload() {
         .store("")
         .put(&key("k"), streamed(2 * PART_SIZE), Condition::None)
         .await;
-    assert!(
-        matches!(outcome, Err(ref e) if e.kind() == ErrorKind::PermissionDenied),
+    assert_eq!(
+        kind_of(&outcome),
+        Some(ErrorKind::PermissionDenied),
         "{outcome:?}"
     );
     let requests = fake.requests();
@@ -601,22 +605,21 @@ async fn deletes_look_first_then_delete_with_the_condition() {
     let stale = store
         .delete(&key("k"), Condition::IfMatch(Version::new("19")))
         .await;
-    assert!(
-        matches!(stale, Err(ref e) if e.kind() == ErrorKind::PreconditionFailed),
+    assert_eq!(
+        kind_of(&stale),
+        Some(ErrorKind::PreconditionFailed),
         "{stale:?}"
     );
     let gone = store
         .delete(&key("gone"), Condition::IfMatch(Version::new("20")))
         .await;
-    assert!(
-        matches!(gone, Err(ref e) if e.kind() == ErrorKind::PreconditionFailed),
+    assert_eq!(
+        kind_of(&gone),
+        Some(ErrorKind::PreconditionFailed),
         "{gone:?}"
     );
     let absent = store.delete(&key("gone"), Condition::None).await;
-    assert!(
-        matches!(absent, Err(ref e) if e.kind() == ErrorKind::KeyNotFound),
-        "{absent:?}"
-    );
+    assert_eq!(kind_of(&absent), Some(ErrorKind::KeyNotFound), "{absent:?}");
     assert!(
         fake.requests().iter().all(|r| r.method == "HEAD"),
         "nothing deleted yet"
@@ -701,16 +704,14 @@ async fn attributes_come_from_head_and_content_type_is_a_copy_onto_itself() {
     let missing = key("missing");
     for attr in ["url", "etag", "presigned_url"] {
         let answer = store.get_attr(&missing, attr).await;
-        assert!(
-            matches!(answer, Err(ref e) if e.kind() == ErrorKind::KeyNotFound),
+        assert_eq!(
+            kind_of(&answer),
+            Some(ErrorKind::KeyNotFound),
             "{attr}: {answer:?}"
         );
     }
     let set = store.set_attr(&missing, "content_type", "text/plain").await;
-    assert!(
-        matches!(set, Err(ref e) if e.kind() == ErrorKind::KeyNotFound),
-        "{set:?}"
-    );
+    assert_eq!(kind_of(&set), Some(ErrorKind::KeyNotFound), "{set:?}");
 }
 
 #[tokio::test]
@@ -753,14 +754,16 @@ async fn backend_errors_map_to_the_protocol() {
         "{forbidden:?}"
     );
     let bad_key = store.put(&key("badkey"), full("x"), Condition::None).await;
-    assert!(
-        matches!(bad_key, Err(ref e) if e.kind() == ErrorKind::PermissionDenied),
+    assert_eq!(
+        kind_of(&bad_key),
+        Some(ErrorKind::PermissionDenied),
         "{bad_key:?}"
     );
     for name in ["slow", "broken"] {
         let outcome = store.get(&key(name)).await;
-        assert!(
-            matches!(outcome, Err(ref e) if e.kind() == ErrorKind::Unavailable),
+        assert_eq!(
+            kind_of(&outcome),
+            Some(ErrorKind::Unavailable),
             "{name}: {outcome:?}"
         );
     }
@@ -775,10 +778,7 @@ async fn backend_errors_map_to_the_protocol() {
         "{region:?}"
     );
     let odd = store.get(&key("odd")).await;
-    assert!(
-        matches!(odd, Err(ref e) if e.kind() == ErrorKind::Internal),
-        "{odd:?}"
-    );
+    assert_eq!(kind_of(&odd), Some(ErrorKind::Internal), "{odd:?}");
 }
 
 #[tokio::test]
@@ -795,8 +795,9 @@ async fn reads_are_retried_on_throttling_but_conditional_writes_never_once_sent(
     assert_eq!(fake.requests().len(), 2, "one retry after the 503");
 
     let conditional = store.put(&key("k"), full("x"), Condition::IfAbsent).await;
-    assert!(
-        matches!(conditional, Err(ref e) if e.kind() == ErrorKind::Unavailable),
+    assert_eq!(
+        kind_of(&conditional),
+        Some(ErrorKind::Unavailable),
         "{conditional:?}"
     );
     assert_eq!(
@@ -805,10 +806,7 @@ async fn reads_are_retried_on_throttling_but_conditional_writes_never_once_sent(
         "the conditional write was sent once"
     );
     let plain = store.put(&key("k"), full("x"), Condition::None).await;
-    assert!(
-        matches!(plain, Err(ref e) if e.kind() == ErrorKind::Unavailable),
-        "{plain:?}"
-    );
+    assert_eq!(kind_of(&plain), Some(ErrorKind::Unavailable), "{plain:?}");
     assert_eq!(
         fake.requests().len(),
         6,
@@ -822,15 +820,9 @@ async fn a_hung_backend_answers_timeout_within_the_backend_timeout() {
     let store = fake.store_with("", Duration::from_millis(300));
     let started = Instant::now();
     let read = store.get(&key("k")).await;
-    assert!(
-        matches!(read, Err(ref e) if e.kind() == ErrorKind::Timeout),
-        "{read:?}"
-    );
+    assert_eq!(kind_of(&read), Some(ErrorKind::Timeout), "{read:?}");
     let write = store.put(&key("k"), full("x"), Condition::IfAbsent).await;
-    assert!(
-        matches!(write, Err(ref e) if e.kind() == ErrorKind::Timeout),
-        "{write:?}"
-    );
+    assert_eq!(kind_of(&write), Some(ErrorKind::Timeout), "{write:?}");
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "took {:?}",
@@ -847,10 +839,7 @@ async fn an_unreachable_backend_is_unavailable() {
         "{outcome:?}"
     );
     let probe = store.probe().await;
-    assert!(
-        matches!(probe, Err(ref e) if e.kind() == ErrorKind::Unavailable),
-        "{probe:?}"
-    );
+    assert_eq!(kind_of(&probe), Some(ErrorKind::Unavailable), "{probe:?}");
 }
 
 #[tokio::test]
@@ -907,8 +896,5 @@ async fn a_download_from_a_backend_that_stalls_midway_times_out() {
     let object = store.get(&key("k")).await.unwrap();
     assert_eq!(object.meta.size, 100);
     let stalled = assert_stall_times_out(object.body, "only ten b").await;
-    assert!(
-        matches!(stalled, Err(ref e) if e.kind() == ErrorKind::Timeout),
-        "{stalled:?}"
-    );
+    assert_eq!(kind_of(&stalled), Some(ErrorKind::Timeout), "{stalled:?}");
 }
