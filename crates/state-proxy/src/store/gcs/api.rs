@@ -13,14 +13,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use percent_encoding::utf8_percent_encode;
-use reqwest::Response;
 use serde::Deserialize;
-use tokio::time::Instant;
 
 use super::auth::Auth;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::http_client::{
-    self, Authorize, Backend, BackendError, Dialect, HttpClient, UNRESERVED,
+    self, Authorize, Backend, BackendError, Call, Dialect, HttpClient, Retry, UNRESERVED,
 };
 
 /// The HTTP side of the store.
@@ -78,13 +76,21 @@ impl Api {
         http_client::with_query(url, query)
     }
 
-    /// Reads a JSON answer of a successful call.
-    pub async fn json<T: for<'de> Deserialize<'de>>(
+    /// Sends a call and reads its JSON answer, within one deadline; an
+    /// unsuccessful answer becomes the error it stands for, `missing`
+    /// saying what a 404 means here.
+    pub async fn json_call<T: for<'de> Deserialize<'de>>(
         &self,
-        response: Response,
-        deadline: Instant,
+        call: Call,
+        retry: Retry,
         what: &str,
+        missing: impl FnOnce(&str, String) -> Error,
     ) -> Result<T> {
+        let deadline = self.http.deadline();
+        let response = self
+            .http
+            .send_ok(call, retry, deadline, what, missing)
+            .await?;
         let body = self.http.body(response, deadline, what).await?;
         self.http
             .decoded(&body, what, |body| serde_json::from_slice::<T>(body))

@@ -270,16 +270,12 @@ impl GcsStore {
     /// The object resource of a key.
     async fn resource(&self, key: &Key) -> Result<ObjectResource> {
         let what = "metadata read";
-        let deadline = self.api.http.deadline();
         let call = Call::new(Method::GET, self.api.object_url(&self.name(key), &[]));
-        let response = self
-            .api
-            .http
-            .send_ok(call, Retry::Idempotent, deadline, what, |_, _| {
+        self.api
+            .json_call(call, Retry::Idempotent, what, |_, _| {
                 Error::key_not_found(key)
             })
-            .await?;
-        self.api.json(response, deadline, what).await
+            .await
     }
 
     /// One page of object names under `name_prefix`.
@@ -304,19 +300,10 @@ impl GcsStore {
         }
         let call = Call::new(Method::GET, self.api.objects_url(&query));
         // Each page has its own deadline: a long listing is many calls.
-        let deadline = self.api.http.deadline();
-        let response = self
+        let page: ObjectPage = self
             .api
-            .http
-            .send_ok(
-                call,
-                Retry::Idempotent,
-                deadline,
-                what,
-                self.missing_bucket(),
-            )
+            .json_call(call, Retry::Idempotent, what, self.missing_bucket())
             .await?;
-        let page: ObjectPage = self.api.json(response, deadline, what).await?;
         let names = page
             .items
             .into_iter()
@@ -422,19 +409,10 @@ impl Store for GcsStore {
                 call.stream(reqwest::Body::wrap_stream(framed))
             }
         };
-        let deadline = self.api.http.deadline();
-        let response = self
+        let resource: ObjectResource = self
             .api
-            .http
-            .send_ok(
-                call,
-                Retry::UnlessSent,
-                deadline,
-                what,
-                self.missing_bucket(),
-            )
+            .json_call(call, Retry::UnlessSent, what, self.missing_bucket())
             .await?;
-        let resource: ObjectResource = self.api.json(response, deadline, what).await?;
         resource.version(what)
     }
 

@@ -22,7 +22,8 @@ use tokio::time::Instant;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::http_client::{
-    self, Authorize, Backend, BackendError, Dialect, HttpClient, UNRESERVED, UNRESERVED_PATH,
+    self, Authorize, Backend, BackendError, Call, Dialect, HttpClient, Retry, UNRESERVED,
+    UNRESERVED_PATH,
 };
 
 /// The HTTP side of the store.
@@ -97,10 +98,27 @@ impl Api {
         )
     }
 
-    /// Reads an XML answer of a successful call. S3 may answer 200 and
-    /// still report an error in the body (CompleteMultipartUpload,
-    /// CopyObject): that is turned into the error it stands for.
-    pub async fn xml<T: for<'de> Deserialize<'de>>(
+    /// Sends a call and reads its XML answer, within one deadline. An
+    /// unsuccessful answer becomes the error it stands for, `missing`
+    /// saying what a 404 means here, and so does an error document in a
+    /// successful one (CompleteMultipartUpload and CopyObject may answer
+    /// 200 and still fail).
+    pub async fn xml_call<T: for<'de> Deserialize<'de>>(
+        &self,
+        call: Call,
+        retry: Retry,
+        what: &str,
+        missing: impl Fn(&str, String) -> Error,
+    ) -> Result<T> {
+        let deadline = self.http.deadline();
+        let response = self
+            .http
+            .send_ok(call, retry, deadline, what, &missing)
+            .await?;
+        self.xml(response, deadline, what, missing).await
+    }
+
+    async fn xml<T: for<'de> Deserialize<'de>>(
         &self,
         response: Response,
         deadline: Instant,

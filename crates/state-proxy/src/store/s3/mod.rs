@@ -183,14 +183,14 @@ fn condition_headers(call: Call, condition: &Condition) -> Result<Call> {
 
 /// What a 404 means for a write under `condition`: the object is gone,
 /// which fails `If-Match` (S3 answers 404 `NoSuchKey` there).
-fn missing_for(key: &Key, condition: &Condition) -> impl FnOnce(&str, String) -> Error {
+fn missing_for(key: &Key, condition: &Condition) -> impl Fn(&str, String) -> Error {
     let conditional = matches!(condition, Condition::IfMatch(_));
     let key = key.to_string();
     move |code, text| {
         if conditional && code != "NoSuchUpload" {
             Error::new(ErrorKind::PreconditionFailed, text)
         } else if code == "NoSuchKey" {
-            Error::key_not_found(key)
+            Error::key_not_found(&key)
         } else {
             Error::new(ErrorKind::Internal, text)
         }
@@ -371,14 +371,11 @@ impl S3Store {
         query.sort_unstable();
         let call = Call::new(Method::GET, self.api.url_with_query(None, &query));
         // Each page has its own deadline: a long listing is many calls.
-        let deadline = self.api.http.deadline();
         let missing = |_: &str, text| Error::new(ErrorKind::Internal, text);
-        let response = self
+        let page: ListPage = self
             .api
-            .http
-            .send_ok(call, Retry::Idempotent, deadline, what, missing)
+            .xml_call(call, Retry::Idempotent, what, missing)
             .await?;
-        let page: ListPage = self.api.xml(response, deadline, what, missing).await?;
         let names = page
             .contents
             .into_iter()
@@ -529,29 +526,15 @@ impl Store for S3Store {
             .header("x-amz-copy-source", &self.api.copy_source(&object))?
             .header("x-amz-metadata-directive", "REPLACE")?
             .header("content-type", value)?;
-        let deadline = self.api.http.deadline();
-        // Copying the current object with the same type twice is harmless.
-        let response = self
-            .api
-            .http
-            .send(call, Retry::Idempotent, deadline, what)
-            .await?;
-        let key_text = key.to_string();
-        let missing = move |code: &str, text| match code {
-            "NoSuchKey" | "" => Error::key_not_found(key_text),
+        let missing = |code: &str, text| match code {
+            "NoSuchKey" | "" => Error::key_not_found(key),
             _ => Error::new(ErrorKind::Internal, text),
         };
-        if !response.status().is_success() {
-            return Err(self
-                .api
-                .http
-                .failure(response, deadline, what, missing)
-                .await);
-        }
         #[derive(Deserialize)]
         struct CopyObjectResult {}
+        // Copying the current object with the same type twice is harmless.
         self.api
-            .xml::<CopyObjectResult>(response, deadline, what, missing)
+            .xml_call::<CopyObjectResult>(call, Retry::Idempotent, what, missing)
             .await
             .map(|_| ())
     }

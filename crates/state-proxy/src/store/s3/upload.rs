@@ -194,18 +194,10 @@ impl MultipartUpload {
             api.url_with_query(Some(&name), &[("uploads", "")]),
         )
         .header("content-type", super::CONTENT_TYPE)?;
-        let deadline = api.http.deadline();
-        // Not repeated once sent: a second start would leave an orphan.
-        let response = api
-            .http
-            .send(call, Retry::UnlessSent, deadline, what)
-            .await?;
         let missing = |_: &str, text| Error::new(ErrorKind::Internal, text);
-        if !response.status().is_success() {
-            return Err(api.http.failure(response, deadline, what, missing).await);
-        }
+        // Not repeated once sent: a second start would leave an orphan.
         let started: InitiateMultipartUploadResult =
-            api.xml(response, deadline, what, missing).await?;
+            api.xml_call(call, Retry::UnlessSent, what, missing).await?;
         tracing::debug!(name, upload_id = %started.upload_id, "multipart upload started");
         Ok(MultipartUpload {
             api,
@@ -275,28 +267,15 @@ impl MultipartUpload {
             .body(Bytes::from(document)),
             condition,
         )?;
-        let deadline = self.api.http.deadline();
-        let response = self
+        let result = self
             .api
-            .http
-            .send(call, Retry::UnlessSent, deadline, what)
-            .await?;
-        let result = if response.status().is_success() {
-            self.api
-                .xml::<CompleteMultipartUploadResult>(
-                    response,
-                    deadline,
-                    what,
-                    missing_for(key, condition),
-                )
-                .await
-        } else {
-            Err(self
-                .api
-                .http
-                .failure(response, deadline, what, missing_for(key, condition))
-                .await)
-        };
+            .xml_call::<CompleteMultipartUploadResult>(
+                call,
+                Retry::UnlessSent,
+                what,
+                missing_for(key, condition),
+            )
+            .await;
         match result {
             Ok(done) => {
                 self.finished.store(true, Ordering::Relaxed);
