@@ -1,10 +1,10 @@
-//! The state proxy protocol suite (PROTOCOL.md), runnable against any
+//! The state proxy protocol suite (docs/protocol.md), runnable against any
 //! socket: in-process servers in `cargo test`, the real binary on a real
 //! emulator in component tests.
 //!
 //! Every case works under its own key namespace, so cases never see each
 //! other's keys and a run never sees an earlier one's. What a connector is
-//! expected to do comes from [`Profile`], written from PROTOCOL.md and not
+//! expected to do comes from [`Profile`], written from the protocol and not
 //! from what the proxy says of itself.
 
 pub mod backend;

@@ -1,4 +1,4 @@
-//! What a connector must do, per PROTOCOL.md: written down here
+//! What a connector must do, per the protocol (docs/protocol.md): written down here
 //! independently of the proxy, so the suite checks the proxy against the
 //! protocol rather than against itself.
 
@@ -48,7 +48,7 @@ pub struct Profile {
     /// The body limit of buffered modes, when known to the tester.
     pub body_limit: Option<u64>,
     /// Attributes of the table that this deployment cannot produce and
-    /// must refuse with 501 `not_implemented` (PROTOCOL.md allows it for
+    /// must refuse with 501 `not_implemented` (the protocol allows it for
     /// signed URLs where the credentials cannot sign, e.g. on an emulator
     /// without credentials). Set by whoever knows the deployment.
     pub not_implemented_attrs: Vec<&'static str>,

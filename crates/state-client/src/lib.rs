@@ -1,4 +1,4 @@
-//! Async client for the state proxy socket protocol (PROTOCOL.md).
+//! Async client for the state proxy socket protocol (docs/protocol.md).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), state_client::ClientError> {

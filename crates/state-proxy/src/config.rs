@@ -1,5 +1,8 @@
 //! Configuration of `state-proxy serve`: flags, with the compat
-//! environment variables as fallbacks, and connector names.
+//! environment variables as fallbacks, and connector names. This is the
+//! one place that reads them: it checks every setting and builds the
+//! plain option structs of the layers below (stores, mode, queries, the
+//! socket server), so that nothing below knows about flags.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -8,10 +11,17 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{ArgAction, Args, ValueEnum};
+use clap::{ArgAction, Args};
 
+use crate::connector::{AppSettings, ConnectorSettings, StoreSettings};
+use crate::http::ServerOptions;
+use crate::logging::LogFormat;
 use crate::mode::{Consistency, ModeOptions};
 use crate::query::QueryLimits;
+use crate::store::fs::FsOptions;
+use crate::store::gcs::{self, GcsOptions};
+use crate::store::redis::RedisOptions;
+use crate::store::s3::{self, S3Options};
 
 /// The backends a connector name can name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,12 +91,6 @@ impl FromStr for Connector {
         };
         Ok(Connector { store, consistency })
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 /// Flags of `state-proxy serve`.
@@ -233,6 +237,109 @@ impl BackendArgs {
     pub fn require_bucket(&self, store: &str) -> Result<&str, String> {
         required(self.bucket.as_deref(), "STATE_BUCKET", "--bucket", store)
     }
+
+    /// The settings of the `s3` store, checked; nothing is contacted.
+    pub fn s3_options(&self, prefix: &str) -> Result<S3Options, String> {
+        let bucket = self.require_bucket("s3")?.to_owned();
+        let endpoint = match self.aws_endpoint_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => Some(http_base("AWS_ENDPOINT_URL", url, url)?),
+        };
+        let region = self.aws_region.trim();
+        if region.is_empty() {
+            return Err("AWS_REGION must not be empty for the s3 store".to_owned());
+        }
+        Ok(S3Options {
+            bucket,
+            prefix: prefix.to_owned(),
+            region: region.to_owned(),
+            endpoint,
+            presign_ttl: self.presign_ttl("S3 presigned URLs", s3::MAX_PRESIGN_SECS)?,
+            timeout: self.backend_timeout("s3")?,
+        })
+    }
+
+    /// The settings of the `gcs` store, checked; nothing is contacted.
+    pub fn gcs_options(&self, prefix: &str) -> Result<GcsOptions, String> {
+        let bucket = self.require_bucket("gcs")?.to_owned();
+        // As Google's clients read it: a URL, or a bare `host:port`
+        // meaning plain HTTP.
+        let emulator = match self.storage_emulator_host.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(host) if host.contains("://") => {
+                Some(http_base("STORAGE_EMULATOR_HOST", host, host)?)
+            }
+            Some(host) => Some(http_base(
+                "STORAGE_EMULATOR_HOST",
+                host,
+                &format!("http://{host}"),
+            )?),
+        };
+        let project = self
+            .gcs_project
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned);
+        Ok(GcsOptions {
+            bucket,
+            prefix: prefix.to_owned(),
+            project,
+            emulator,
+            presign_ttl: self.presign_ttl("GCS signed URLs", gcs::MAX_SIGNED_URL_SECS)?,
+            timeout: self.backend_timeout("gcs")?,
+        })
+    }
+
+    /// The settings of the `redis` store; the URL itself is parsed when
+    /// the store opens.
+    pub fn redis_options(&self, prefix: &str) -> Result<RedisOptions, String> {
+        let url = required(
+            self.redis_url.as_deref(),
+            "REDIS_URL",
+            "--redis-url",
+            "redis",
+        )?;
+        Ok(RedisOptions {
+            url: url.to_owned(),
+            prefix: prefix.to_owned(),
+            timeout: self.backend_timeout,
+        })
+    }
+
+    /// `STATE_PRESIGN_TTL`, within what the backend's signatures allow.
+    fn presign_ttl(&self, what: &str, max_secs: u64) -> Result<Duration, String> {
+        let ttl = self.presign_ttl.as_secs();
+        if !(1..=max_secs).contains(&ttl) {
+            return Err(format!(
+                "STATE_PRESIGN_TTL is {ttl} s; {what} need 1 to {max_secs} s (7 days)"
+            ));
+        }
+        Ok(Duration::from_secs(ttl))
+    }
+
+    /// `STATE_BACKEND_TIMEOUT_SECS` of a store that needs one above zero.
+    fn backend_timeout(&self, store: &str) -> Result<Duration, String> {
+        if self.backend_timeout.is_zero() {
+            return Err(format!(
+                "STATE_BACKEND_TIMEOUT_SECS must be above 0 for the {store} store"
+            ));
+        }
+        Ok(self.backend_timeout)
+    }
+}
+
+/// The base URL of an HTTP backend: `http` or `https` with a host, without
+/// a trailing slash. `given` is what the variable said, for the message.
+fn http_base(variable: &str, given: &str, url: &str) -> Result<String, String> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| format!("{variable}={given:?} is not a host or URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(format!(
+            "{variable}={given:?} must be an http(s) URL such as http://127.0.0.1:5000"
+        ));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 /// A setting a store cannot start without; empty counts as missing.
@@ -254,6 +361,45 @@ impl ServeArgs {
             consistency: self.connector.consistency,
             max_body_bytes: self.max_body_bytes,
             remembered_versions: self.remembered_versions,
+        }
+    }
+
+    /// Everything the composition root needs, checked: a missing or
+    /// invalid setting is the one-line start-up error naming it.
+    pub fn connector_settings(&self) -> Result<ConnectorSettings, String> {
+        Ok(ConnectorSettings {
+            name: self.connector.to_string(),
+            store: self.store_settings()?,
+            app: AppSettings {
+                query_limits: self.query.limits(),
+                ..AppSettings::new(self.mode_options())
+            },
+            selftest: self.selftest,
+        })
+    }
+
+    fn store_settings(&self) -> Result<StoreSettings, String> {
+        let prefix = &self.prefix;
+        Ok(match self.connector.store {
+            StoreKind::Memory => StoreSettings::Memory {
+                prefix: prefix.clone(),
+            },
+            StoreKind::Fs => StoreSettings::Fs(FsOptions {
+                dir: self.state_dir.clone(),
+                prefix: prefix.clone(),
+                sync: self.fs_sync,
+            }),
+            StoreKind::S3 => StoreSettings::S3(self.backend.s3_options(prefix)?),
+            StoreKind::Gcs => StoreSettings::Gcs(self.backend.gcs_options(prefix)?),
+            StoreKind::Redis => StoreSettings::Redis(self.backend.redis_options(prefix)?),
+        })
+    }
+
+    /// How the socket server runs.
+    pub fn server_options(&self) -> ServerOptions {
+        ServerOptions {
+            socket_mode: self.socket_mode,
+            shutdown_grace: self.shutdown_grace,
         }
     }
 }
@@ -361,6 +507,123 @@ mod tests {
             ..BackendArgs::default()
         };
         assert!(blank.require_bucket("gcs").is_err());
+    }
+
+    fn backend_args() -> BackendArgs {
+        BackendArgs {
+            bucket: Some("state".to_owned()),
+            aws_region: "us-east-1".to_owned(),
+            presign_ttl: Duration::from_secs(3600),
+            backend_timeout: Duration::from_secs(30),
+            ..BackendArgs::default()
+        }
+    }
+
+    #[test]
+    fn s3_options_need_a_bucket_a_valid_endpoint_and_ttl() {
+        let missing = BackendArgs::default().s3_options("").unwrap_err();
+        assert!(missing.contains("STATE_BUCKET"), "{missing}");
+        let long = BackendArgs {
+            presign_ttl: Duration::from_secs(s3::MAX_PRESIGN_SECS + 1),
+            ..backend_args()
+        };
+        assert!(
+            long.s3_options("")
+                .unwrap_err()
+                .contains("STATE_PRESIGN_TTL")
+        );
+        let bad = BackendArgs {
+            aws_endpoint_url: Some("ftp://x".to_owned()),
+            ..backend_args()
+        };
+        assert!(bad.s3_options("").unwrap_err().contains("AWS_ENDPOINT_URL"));
+        let never = BackendArgs {
+            backend_timeout: Duration::ZERO,
+            ..backend_args()
+        };
+        assert!(
+            never
+                .s3_options("")
+                .unwrap_err()
+                .contains("STATE_BACKEND_TIMEOUT_SECS")
+        );
+        let emulator = BackendArgs {
+            aws_endpoint_url: Some("http://127.0.0.1:5000/".to_owned()),
+            ..backend_args()
+        };
+        let options = emulator.s3_options("p").unwrap();
+        assert_eq!(options.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+        let production = backend_args().s3_options("p").unwrap();
+        assert_eq!(production.endpoint, None);
+        assert_eq!(
+            (production.bucket.as_str(), production.region.as_str()),
+            ("state", "us-east-1")
+        );
+    }
+
+    #[test]
+    fn gcs_options_need_a_bucket_and_a_valid_ttl() {
+        let missing = BackendArgs::default().gcs_options("").unwrap_err();
+        assert!(missing.contains("STATE_BUCKET"), "{missing}");
+        let long = BackendArgs {
+            presign_ttl: Duration::from_secs(gcs::MAX_SIGNED_URL_SECS + 1),
+            ..backend_args()
+        };
+        let refused = long.gcs_options("").unwrap_err();
+        assert!(refused.contains("STATE_PRESIGN_TTL"), "{refused}");
+        let production = backend_args().gcs_options("p").unwrap();
+        assert_eq!(production.emulator, None);
+        assert_eq!(production.bucket, "state");
+    }
+
+    #[test]
+    fn the_gcs_emulator_variable_is_a_url_or_host_and_port() {
+        for (host, base) in [
+            ("127.0.0.1:4443", "http://127.0.0.1:4443"),
+            ("http://127.0.0.1:4443/", "http://127.0.0.1:4443"),
+            ("https://gcs.local:8443", "https://gcs.local:8443"),
+        ] {
+            let args = BackendArgs {
+                storage_emulator_host: Some(host.to_owned()),
+                ..backend_args()
+            };
+            let options = args.gcs_options("").unwrap();
+            assert_eq!(options.emulator.as_deref(), Some(base));
+        }
+        let bad = BackendArgs {
+            storage_emulator_host: Some("ftp://x".to_owned()),
+            ..backend_args()
+        };
+        assert!(bad.gcs_options("").is_err());
+    }
+
+    #[test]
+    fn a_connector_names_its_store_and_mode() {
+        use clap::Parser;
+        #[derive(clap::Parser, Debug)]
+        struct Flags {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let flags = Flags::try_parse_from([
+            "x",
+            "--connector=redis_buffered_cas",
+            "--redis-url=redis://127.0.0.1:1",
+            "--prefix=p",
+        ])
+        .unwrap();
+        let settings = flags.serve.connector_settings().unwrap();
+        assert_eq!(settings.name, "redis-buffered-cas");
+        assert_eq!(settings.app.mode.consistency, Consistency::BufferedCas);
+        let StoreSettings::Redis(options) = settings.store else {
+            panic!("a redis store: {:?}", settings.store);
+        };
+        assert_eq!(
+            (options.url.as_str(), options.prefix.as_str()),
+            ("redis://127.0.0.1:1", "p")
+        );
+        let without = BackendArgs::default().redis_options("").unwrap_err();
+        assert!(without.contains("REDIS_URL"), "{without}");
     }
 
     #[derive(clap::Parser, Debug)]

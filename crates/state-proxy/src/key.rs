@@ -1,4 +1,4 @@
-//! Keys: percent-decoding and validation (PROTOCOL.md, "Keys").
+//! Keys: percent-decoding and validation (docs/protocol.md, "Keys").
 //!
 //! A [`Key`] can only be built through validation, so every layer below
 //! the HTTP one can rely on it: never empty, never absolute, no `.`/`..`
@@ -127,10 +127,11 @@ pub fn percent_decode(raw: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     fn rejected(raw: &str) -> String {
         match Key::from_path(raw) {
-            Err(Error::BadRequest(message)) => message,
+            Err(e) if e.kind() == ErrorKind::BadRequest => e.to_string(),
             other => panic!("{raw:?} should be rejected, got {other:?}"),
         }
     }

@@ -1,13 +1,16 @@
+//! The `state-proxy` binary: process-wide settings first (allocator,
+//! TLS provider, async runtime), then the command line (`commands`).
+
 use std::process::ExitCode;
 
 use clap::Parser;
-use state_proxy::cli::{Cli, Command};
-use state_proxy::{bench, cli, logging, selftest, serve};
+use state_proxy::commands::{self, Cli};
 
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
     return_large_buffers_to_the_system();
-    let parsed = Cli::parse();
+    install_tls_provider();
+    let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -18,22 +21,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = match parsed.command {
-        None => serve_with(parsed.serve, &runtime, started),
-        Some(Command::Serve(args)) => serve_with(args, &runtime, started),
-        Some(Command::Selftest(args)) => {
-            logging::init(args.log_format);
-            runtime.block_on(selftest::command(&args))
-        }
-        Some(Command::Bench(args)) => bench::run(&args).map(|report| {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).expect("report serializes")
-            );
-        }),
-        Some(client_command) => runtime.block_on(cli::run_client(client_command)),
-    };
-    match outcome {
+    match commands::run(cli, &runtime, started) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("state-proxy: {message}");
@@ -42,13 +30,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve_with(
-    args: state_proxy::config::ServeArgs,
-    runtime: &tokio::runtime::Runtime,
-    started: std::time::Instant,
-) -> Result<(), String> {
-    logging::init(args.log_format);
-    runtime.block_on(serve::run(args, started))
+/// TLS (rediss://, https to S3 and GCS) uses rustls with aws-lc-rs;
+/// installed once as the process default, so every client in the process
+/// uses the same provider.
+fn install_tls_provider() {
+    // Fails only when a provider is already installed, which is fine.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// Streamed uploads hold a few multipart parts of several MiB at a time.

@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
 use crate::store::{Body, Condition, Listing, Object, ObjectMeta, Store, StoreInfo, Version};
 
@@ -142,7 +142,7 @@ impl Mode {
         if let Some(remembered) = &self.remembered {
             match &read {
                 Ok(object) => remembered.remember(key, object.meta.version.clone()),
-                Err(Error::KeyNotFound(_)) => remembered.remember_absent(key),
+                Err(e) if e.kind() == ErrorKind::KeyNotFound => remembered.remember_absent(key),
                 Err(_) => {}
             }
         }
@@ -181,14 +181,17 @@ impl Mode {
                 }
                 Ok(version)
             }
-            Err(Error::PreconditionFailed(_)) if implicit.is_some() => {
+            Err(e) if e.kind() == ErrorKind::PreconditionFailed && implicit.is_some() => {
                 if let Some(remembered) = &self.remembered {
                     remembered.count_conflict();
                 }
-                Err(Error::Conflict(format!(
-                    "'{key}' was changed by another writer since this proxy last read it; \
+                Err(Error::new(
+                    ErrorKind::VersionConflict,
+                    format!(
+                        "'{key}' was changed by another writer since this proxy last read it; \
                      read it again, then write"
-                )))
+                    ),
+                ))
             }
             Err(other) => Err(other),
         }
@@ -197,10 +200,13 @@ impl Mode {
     /// Deletes; a plain delete is unconditional in every mode.
     pub async fn delete(&self, key: &Key, explicit: Condition) -> Result<()> {
         if explicit != Condition::None && !self.store.info().conditional_delete {
-            return Err(Error::NotImplemented(format!(
-                "the {} store cannot delete conditionally",
-                self.store.info().name
-            )));
+            return Err(Error::new(
+                ErrorKind::NotImplemented,
+                format!(
+                    "the {} store cannot delete conditionally",
+                    self.store.info().name
+                ),
+            ));
         }
         self.store.delete(key, explicit).await?;
         if let Some(remembered) = &self.remembered {
@@ -232,9 +238,10 @@ impl Mode {
 
     pub async fn set_attr(&self, key: &Key, name: &str, value: &str) -> Result<()> {
         if !self.attribute_spec(name)?.settable {
-            return Err(Error::PermissionDenied(format!(
-                "attribute '{name}' is read-only"
-            )));
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("attribute '{name}' is read-only"),
+            ));
         }
         self.store.set_attr(key, name, value).await
     }
@@ -243,7 +250,7 @@ impl Mode {
         self.store
             .info()
             .attribute(name)
-            .ok_or_else(|| Error::UnsupportedAttribute(name.to_owned()))
+            .ok_or_else(|| Error::unsupported_attribute(name))
     }
 }
 
@@ -329,6 +336,7 @@ impl RememberedVersions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::kind_of;
     use crate::store::memory::MemoryStore;
 
     fn key(k: &str) -> Key {
@@ -386,7 +394,11 @@ mod tests {
             .await
             .unwrap();
         let result = ours.put(&key("k"), body("ours"), Condition::None).await;
-        assert!(matches!(result, Err(Error::Conflict(_))), "{result:?}");
+        assert_eq!(
+            kind_of(&result),
+            Some(ErrorKind::VersionConflict),
+            "{result:?}"
+        );
         assert_eq!(content(&ours, "k").await, "theirs");
         // Having read again, the write goes through.
         ours.put(&key("k"), body("ours"), Condition::None)
@@ -412,7 +424,7 @@ mod tests {
             .unwrap();
         for _ in 0..2 {
             let retry = ours.put(&key("k"), body("3"), Condition::None).await;
-            assert!(matches!(retry, Err(Error::Conflict(_))));
+            assert_eq!(kind_of(&retry), Some(ErrorKind::VersionConflict));
         }
     }
 
@@ -428,7 +440,11 @@ mod tests {
             .unwrap();
         theirs.delete(&key("k"), Condition::None).await.unwrap();
         let result = ours.put(&key("k"), body("2"), Condition::None).await;
-        assert!(matches!(result, Err(Error::Conflict(_))), "{result:?}");
+        assert_eq!(
+            kind_of(&result),
+            Some(ErrorKind::VersionConflict),
+            "{result:?}"
+        );
     }
 
     #[tokio::test]
@@ -469,10 +485,10 @@ mod tests {
             .unwrap();
         theirs.delete(&key("k"), Condition::None).await.unwrap();
         // Having read that it is gone, we may create it again...
-        assert!(matches!(
-            ours.get(&key("k")).await,
-            Err(Error::KeyNotFound(_))
-        ));
+        assert_eq!(
+            kind_of(&ours.get(&key("k")).await),
+            Some(ErrorKind::KeyNotFound)
+        );
         ours.put(&key("k"), body("2"), Condition::None)
             .await
             .unwrap();
@@ -484,7 +500,11 @@ mod tests {
             .await
             .unwrap();
         let result = ours.put(&key("k"), body("ours"), Condition::None).await;
-        assert!(matches!(result, Err(Error::Conflict(_))), "{result:?}");
+        assert_eq!(
+            kind_of(&result),
+            Some(ErrorKind::VersionConflict),
+            "{result:?}"
+        );
         assert_eq!(content(&theirs, "k").await, "theirs");
     }
 
@@ -514,7 +534,7 @@ mod tests {
             .await
             .unwrap();
         let result = ours.put(&key("c"), body("3"), Condition::None).await;
-        assert!(matches!(result, Err(Error::Conflict(_))));
+        assert_eq!(kind_of(&result), Some(ErrorKind::VersionConflict));
     }
 
     #[tokio::test]
@@ -533,7 +553,7 @@ mod tests {
             .unwrap();
         ours.head(&key("k")).await.unwrap();
         let result = ours.put(&key("k"), body("3"), Condition::None).await;
-        assert!(matches!(result, Err(Error::Conflict(_))));
+        assert_eq!(kind_of(&result), Some(ErrorKind::VersionConflict));
     }
 
     #[tokio::test]
@@ -546,8 +566,9 @@ mod tests {
                 .await
                 .unwrap();
             let again = mode.put(&key("k"), body("1"), Condition::IfAbsent).await;
-            assert!(
-                matches!(again, Err(Error::PreconditionFailed(_))),
+            assert_eq!(
+                kind_of(&again),
+                Some(ErrorKind::PreconditionFailed),
                 "{consistency}"
             );
             let v2 = mode
@@ -555,8 +576,9 @@ mod tests {
                 .await
                 .unwrap();
             let stale = mode.put(&key("k"), body("3"), Condition::IfMatch(v1)).await;
-            assert!(
-                matches!(stale, Err(Error::PreconditionFailed(_))),
+            assert_eq!(
+                kind_of(&stale),
+                Some(ErrorKind::PreconditionFailed),
                 "{consistency}"
             );
             mode.delete(&key("k"), Condition::IfMatch(v2))
@@ -591,22 +613,25 @@ mod tests {
     async fn attribute_checks_come_before_the_store() {
         let store = Arc::new(MemoryStore::new(""));
         let mode = mode_over(&store, Consistency::BufferedLww, 16);
-        assert!(matches!(
-            mode.get_attr(&key("missing"), "nope").await,
-            Err(Error::UnsupportedAttribute(_))
-        ));
-        assert!(matches!(
-            mode.set_attr(&key("missing"), "etag", "x").await,
-            Err(Error::PermissionDenied(_))
-        ));
-        assert!(matches!(
-            mode.set_attr(&key("missing"), "content_type", "text/plain")
-                .await,
-            Err(Error::KeyNotFound(_))
-        ));
-        assert!(matches!(
-            mode.attributes(&key("missing")).await,
-            Err(Error::KeyNotFound(_))
-        ));
+        assert_eq!(
+            kind_of(&mode.get_attr(&key("missing"), "nope").await),
+            Some(ErrorKind::UnsupportedAttribute)
+        );
+        assert_eq!(
+            kind_of(&mode.set_attr(&key("missing"), "etag", "x").await),
+            Some(ErrorKind::PermissionDenied)
+        );
+        assert_eq!(
+            kind_of(
+                &mode
+                    .set_attr(&key("missing"), "content_type", "text/plain")
+                    .await
+            ),
+            Some(ErrorKind::KeyNotFound)
+        );
+        assert_eq!(
+            kind_of(&mode.attributes(&key("missing")).await),
+            Some(ErrorKind::KeyNotFound)
+        );
     }
 }

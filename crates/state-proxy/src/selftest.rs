@@ -5,7 +5,10 @@
 //!
 //! Every check works on its own key under a scratch prefix unique to the
 //! run (`_selftest/<time>-<pid>/`), through the store exactly as the proxy
-//! calls it; what the run wrote is deleted at the end.
+//! calls it; what the run wrote is deleted at the end. The checks see
+//! only a [`Store`]: `state-proxy selftest` (`crate::commands::selftest`)
+//! and `serve --selftest` (`crate::connector`) hand them the store they
+//! opened.
 
 use std::fmt;
 use std::time::SystemTime;
@@ -13,8 +16,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::config::ServeArgs;
-use crate::error::Error;
+use crate::error::ErrorKind;
 use crate::key::Key;
 use crate::store::{Body, Condition, Store, Version};
 
@@ -135,28 +137,6 @@ pub async fn run(store: &dyn Store, connector: &str) -> SelftestReport {
     }
 }
 
-/// `state-proxy selftest`: the backend of the serve flags; `Err` when a
-/// guarantee fails (the table is printed either way).
-pub async fn command(args: &ServeArgs) -> Result<(), String> {
-    // Fails only when a provider is already installed, which is fine.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let store = crate::serve::open_store(args)?;
-    let report = run(store.as_ref(), &args.connector.to_string()).await;
-    println!("{report}");
-    if report.passed {
-        Ok(())
-    } else {
-        Err(format!(
-            "selftest failed: {}",
-            report
-                .failures()
-                .map(|check| check.name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    }
-}
-
 struct Checker<'a> {
     store: &'a dyn Store,
     scratch: &'a str,
@@ -205,7 +185,7 @@ impl Checker<'_> {
             .put(&key, body("second"), Condition::IfAbsent)
             .await
         {
-            Err(Error::PreconditionFailed(_)) => {
+            Err(e) if e.kind() == ErrorKind::PreconditionFailed => {
                 pass(NAME, "a second create-only write was refused")
             }
             Ok(_) => fail(
@@ -233,7 +213,7 @@ impl Checker<'_> {
             .put(&key, body("3"), Condition::IfMatch(old))
             .await
         {
-            Err(Error::PreconditionFailed(_)) => {
+            Err(e) if e.kind() == ErrorKind::PreconditionFailed => {
                 pass(NAME, "a write with an outdated If-Match was refused")
             }
             Ok(_) => fail(
@@ -262,14 +242,18 @@ impl Checker<'_> {
             .put(&key, body("1"), Condition::IfMatch(version))
             .await
         {
-            Err(Error::PreconditionFailed(_)) => match self.store.head(&key).await {
-                Err(Error::KeyNotFound(_)) => pass(NAME, "If-Match on a missing key was refused"),
-                Ok(_) => fail(
-                    NAME,
-                    "If-Match on a missing key was refused, yet the key now exists",
-                ),
-                Err(e) => fail(NAME, format!("checking that the key is still missing: {e}")),
-            },
+            Err(e) if e.kind() == ErrorKind::PreconditionFailed => {
+                match self.store.head(&key).await {
+                    Err(e) if e.kind() == ErrorKind::KeyNotFound => {
+                        pass(NAME, "If-Match on a missing key was refused")
+                    }
+                    Ok(_) => fail(
+                        NAME,
+                        "If-Match on a missing key was refused, yet the key now exists",
+                    ),
+                    Err(e) => fail(NAME, format!("checking that the key is still missing: {e}")),
+                }
+            }
             Ok(_) => fail(
                 NAME,
                 "a write with If-Match on a missing key SUCCEEDED and created it: the backend \
@@ -299,15 +283,17 @@ impl Checker<'_> {
             Err(detail) => return fail(NAME, detail),
         };
         match self.store.delete(&key, Condition::IfMatch(old)).await {
-            Err(Error::PreconditionFailed(_)) => match self.store.head(&key).await {
-                Ok(_) => pass(NAME, "a delete with an outdated If-Match was refused"),
-                Err(e) => fail(
-                    NAME,
-                    format!(
-                        "a delete with an outdated If-Match was refused, but the key is gone: {e}"
+            Err(e) if e.kind() == ErrorKind::PreconditionFailed => {
+                match self.store.head(&key).await {
+                    Ok(_) => pass(NAME, "a delete with an outdated If-Match was refused"),
+                    Err(e) => fail(
+                        NAME,
+                        format!(
+                            "a delete with an outdated If-Match was refused, but the key is gone: {e}"
+                        ),
                     ),
-                ),
-            },
+                }
+            }
             Ok(()) => fail(
                 NAME,
                 "a delete with an outdated If-Match SUCCEEDED: the backend ignores delete conditions",
@@ -325,12 +311,13 @@ impl Checker<'_> {
         let winners = results.iter().filter(|r| r.is_ok()).count();
         let refused = results
             .iter()
-            .filter(|r| matches!(r, Err(Error::PreconditionFailed(_))))
+            .filter(|r| matches!(r, Err(e) if e.kind() == ErrorKind::PreconditionFailed))
             .count();
         let errors: Vec<String> = results
             .iter()
             .filter_map(|r| match r {
-                Err(Error::PreconditionFailed(_)) | Ok(_) => None,
+                Ok(_) => None,
+                Err(e) if e.kind() == ErrorKind::PreconditionFailed => None,
                 Err(e) => Some(e.to_string()),
             })
             .collect();
@@ -370,7 +357,8 @@ impl Checker<'_> {
             for name in &listing.keys {
                 let key = Key::parse(name.as_str()).map_err(|e| format!("{name}: {e}"))?;
                 match self.store.delete(&key, Condition::None).await {
-                    Ok(()) | Err(Error::KeyNotFound(_)) => {}
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::KeyNotFound => {}
                     Err(e) => return Err(format!("deleting {name}: {e}")),
                 }
             }
@@ -415,11 +403,10 @@ impl Checker<'_> {
 mod tests {
     use std::sync::Arc;
 
-    use async_trait::async_trait;
-
     use super::*;
+    use crate::store::Listing;
+    use crate::store::faulty::FaultyStore;
     use crate::store::memory::MemoryStore;
-    use crate::store::{Listing, Object, ObjectMeta, StoreInfo};
 
     #[tokio::test]
     async fn an_honest_store_passes_and_is_cleaned_up() {
@@ -440,44 +427,12 @@ mod tests {
         assert!(table.ends_with("relies on"), "{table}");
     }
 
-    /// A store that drops every condition on writes, as some emulators do.
-    struct IgnoresConditions(MemoryStore);
-
-    #[async_trait]
-    impl Store for IgnoresConditions {
-        fn info(&self) -> &StoreInfo {
-            self.0.info()
-        }
-        async fn get(&self, key: &Key) -> crate::Result<Object> {
-            self.0.get(key).await
-        }
-        async fn head(&self, key: &Key) -> crate::Result<ObjectMeta> {
-            self.0.head(key).await
-        }
-        async fn put(&self, key: &Key, body: Body, _: Condition) -> crate::Result<Version> {
-            self.0.put(key, body, Condition::None).await
-        }
-        async fn delete(&self, key: &Key, condition: Condition) -> crate::Result<()> {
-            self.0.delete(key, condition).await
-        }
-        async fn list(&self, prefix: &str, delimiter: Option<&str>) -> crate::Result<Listing> {
-            self.0.list(prefix, delimiter).await
-        }
-        async fn get_attr(&self, key: &Key, name: &str) -> crate::Result<String> {
-            self.0.get_attr(key, name).await
-        }
-        async fn set_attr(&self, key: &Key, name: &str, value: &str) -> crate::Result<()> {
-            self.0.set_attr(key, name, value).await
-        }
-        async fn probe(&self) -> crate::Result<()> {
-            Ok(())
-        }
-    }
-
     #[tokio::test]
     async fn a_store_that_ignores_conditions_fails_each_write_check() {
-        let store = Arc::new(IgnoresConditions(MemoryStore::new("")));
-        let report = run(store.as_ref(), "memory-buffered-cas").await;
+        // Some emulators drop every condition on writes.
+        let store = FaultyStore::new(Arc::new(MemoryStore::new("")));
+        store.ignore_write_conditions(true);
+        let report = run(&store, "memory-buffered-cas").await;
         assert!(!report.passed);
         let outcome = |name: &str| {
             report

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use conformance::backend::FsBackend;
 use conformance::{Profile, Target};
-use state_proxy::http::{App, Server};
-use state_proxy::mode::{Consistency, Mode, ModeOptions};
+use state_proxy::connector::{self, AppSettings};
+use state_proxy::http::{Server, ServerOptions};
+use state_proxy::mode::{Consistency, ModeOptions};
 use state_proxy::query::QueryLimits;
 use state_proxy::store::Store;
 use state_proxy::store::fs::{FsOptions, FsStore};
@@ -22,6 +23,10 @@ use tokio::sync::oneshot;
 
 const BODY_LIMIT: u64 = 4 << 20;
 const SERVERS: usize = 4;
+const SERVER: ServerOptions = ServerOptions {
+    socket_mode: 0o600,
+    shutdown_grace: Duration::from_secs(5),
+};
 
 /// Servers running until dropped.
 struct Servers {
@@ -60,9 +65,12 @@ impl Servers {
             } else {
                 (servers.limited_query.clone(), limited.clone())
             };
-            let app = App::new(Mode::new(store(), &options)).with_query_limits(limits);
-            let app = Arc::new(app);
-            let server = Server::bind(&socket, 0o600, app, Duration::from_secs(5)).unwrap();
+            let settings = AppSettings {
+                query_limits: limits,
+                ..AppSettings::new(options.clone())
+            };
+            let app = connector::assemble(store(), &settings, None);
+            let server = Server::bind(&socket, &SERVER, app).unwrap();
             let (stop, stopped) = oneshot::channel();
             servers.tasks.push(tokio::spawn(server.serve(async {
                 let _ = stopped.await;

@@ -1,68 +1,27 @@
 //! Readiness and the TCP metrics listener, in process on real sockets,
-//! with a store whose probe can be made to fail.
+//! with a store whose probe can be made to fail (`store::faulty`).
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use http::{HeaderMap, Method};
 use state_client::{Client, Readiness};
-use state_proxy::Result;
-use state_proxy::error::Error;
+use state_proxy::connector::{self, AppSettings};
 use state_proxy::http::metrics_listener::MetricsListener;
-use state_proxy::http::{App, Server};
-use state_proxy::key::Key;
-use state_proxy::mode::{Consistency, Mode, ModeOptions};
+use state_proxy::http::{App, Server, ServerOptions};
+use state_proxy::mode::{Consistency, ModeOptions};
+use state_proxy::store::faulty::{FaultyStore, PROBE_FAILURE};
 use state_proxy::store::memory::MemoryStore;
-use state_proxy::store::{Body, Condition, Listing, Object, ObjectMeta, Store, StoreInfo, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
-/// A memory store whose probe fails while `healthy` is false.
-#[derive(Default)]
-struct Flaky {
-    inner: MemoryStore,
-    healthy: AtomicBool,
-    probes: AtomicUsize,
-}
-
-#[async_trait]
-impl Store for Flaky {
-    fn info(&self) -> &StoreInfo {
-        self.inner.info()
-    }
-    async fn get(&self, key: &Key) -> Result<Object> {
-        self.inner.get(key).await
-    }
-    async fn head(&self, key: &Key) -> Result<ObjectMeta> {
-        self.inner.head(key).await
-    }
-    async fn put(&self, key: &Key, body: Body, condition: Condition) -> Result<Version> {
-        self.inner.put(key, body, condition).await
-    }
-    async fn delete(&self, key: &Key, condition: Condition) -> Result<()> {
-        self.inner.delete(key, condition).await
-    }
-    async fn list(&self, prefix: &str, delimiter: Option<&str>) -> Result<Listing> {
-        self.inner.list(prefix, delimiter).await
-    }
-    async fn get_attr(&self, key: &Key, name: &str) -> Result<String> {
-        self.inner.get_attr(key, name).await
-    }
-    async fn set_attr(&self, key: &Key, name: &str, value: &str) -> Result<()> {
-        self.inner.set_attr(key, name, value).await
-    }
-    async fn probe(&self) -> Result<()> {
-        self.probes.fetch_add(1, Ordering::SeqCst);
-        if self.healthy.load(Ordering::SeqCst) {
-            Ok(())
-        } else {
-            Err(Error::Unavailable("injected: bucket unreachable".into()))
-        }
-    }
+/// A memory store whose probe fails until told otherwise.
+fn flaky() -> Arc<FaultyStore> {
+    let store = FaultyStore::new(Arc::new(MemoryStore::new("")));
+    store.fail_probes(true);
+    Arc::new(store)
 }
 
 struct Running {
@@ -79,19 +38,23 @@ impl Running {
     }
 }
 
-fn serve(store: Arc<Flaky>, readiness_max_age: Duration) -> (Running, Arc<App>) {
+fn serve(store: Arc<FaultyStore>, readiness_max_age: Duration) -> (Running, Arc<App>) {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("proxy.sock");
-    let mode = Mode::new(
-        store,
-        &ModeOptions {
+    let settings = AppSettings {
+        readiness_max_age,
+        ..AppSettings::new(ModeOptions {
             consistency: Consistency::BufferedLww,
             max_body_bytes: 1 << 20,
             remembered_versions: NonZeroUsize::new(16).unwrap(),
-        },
-    );
-    let app = Arc::new(App::new(mode).with_readiness_max_age(readiness_max_age));
-    let server = Server::bind(&socket, 0o600, Arc::clone(&app), Duration::from_secs(5)).unwrap();
+        })
+    };
+    let app = connector::assemble(store, &settings, None);
+    let options = ServerOptions {
+        socket_mode: 0o600,
+        shutdown_grace: Duration::from_secs(5),
+    };
+    let server = Server::bind(&socket, &options, Arc::clone(&app)).unwrap();
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(server.serve(async {
         let _ = stopped.await;
@@ -107,7 +70,7 @@ fn serve(store: Arc<Flaky>, readiness_max_age: Duration) -> (Running, Arc<App>) 
 
 #[tokio::test]
 async fn a_store_that_fails_its_probe_is_not_ready() {
-    let store = Arc::new(Flaky::default());
+    let store = flaky();
     let (running, _) = serve(Arc::clone(&store), Duration::ZERO);
     let client = Client::new(&running.socket);
 
@@ -120,13 +83,13 @@ async fn a_store_that_fails_its_probe_is_not_ready() {
     let json = answer.json().unwrap();
     assert_eq!(json["status"], "not_ready");
     let reason = json["reason"].as_str().unwrap();
-    assert!(reason.contains("injected: bucket unreachable"), "{reason}");
+    assert!(reason.contains(PROBE_FAILURE), "{reason}");
     // Liveness never touches the backend.
     client.healthz().await.unwrap();
 
-    store.healthy.store(true, Ordering::SeqCst);
+    store.fail_probes(false);
     assert_eq!(client.readyz().await.unwrap(), Readiness::Ready);
-    store.healthy.store(false, Ordering::SeqCst);
+    store.fail_probes(true);
     assert!(matches!(
         client.readyz().await.unwrap(),
         Readiness::NotReady(_)
@@ -136,7 +99,7 @@ async fn a_store_that_fails_its_probe_is_not_ready() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readiness_checks_share_a_recent_probe() {
-    let store = Arc::new(Flaky::default());
+    let store = flaky();
     let (running, _) = serve(Arc::clone(&store), Duration::from_secs(600));
     let checks = (0..10).map(|_| {
         let socket = running.socket.clone();
@@ -145,16 +108,16 @@ async fn readiness_checks_share_a_recent_probe() {
     for check in checks {
         assert!(matches!(check.await.unwrap(), Readiness::NotReady(_)));
     }
-    assert_eq!(store.probes.load(Ordering::SeqCst), 1);
+    assert_eq!(store.probes(), 1);
     // The failure is remembered for the interval: the backend recovering
     // shows only after it.
-    store.healthy.store(true, Ordering::SeqCst);
+    store.fail_probes(false);
     let client = Client::new(&running.socket);
     assert!(matches!(
         client.readyz().await.unwrap(),
         Readiness::NotReady(_)
     ));
-    assert_eq!(store.probes.load(Ordering::SeqCst), 1);
+    assert_eq!(store.probes(), 1);
     running.stop().await;
 }
 
@@ -169,8 +132,8 @@ async fn tcp_request(addr: std::net::SocketAddr, request: &str) -> String {
 
 #[tokio::test]
 async fn metrics_are_served_over_tcp_until_shutdown() {
-    let store = Arc::new(Flaky::default());
-    store.healthy.store(true, Ordering::SeqCst);
+    let store = flaky();
+    store.fail_probes(false);
     let (running, app) = serve(store, Duration::ZERO);
     let client = Client::new(&running.socket);
     client
@@ -227,19 +190,16 @@ async fn healthcheck(socket: &std::path::Path, extra: &[&str]) -> std::process::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthcheck_exits_zero_only_for_what_it_was_asked() {
-    let store = Arc::new(Flaky::default());
+    let store = flaky();
     let (running, _) = serve(Arc::clone(&store), Duration::ZERO);
 
     assert!(healthcheck(&running.socket, &[]).await.status.success());
     let not_ready = healthcheck(&running.socket, &["--ready"]).await;
     assert!(!not_ready.status.success());
     let message = String::from_utf8_lossy(&not_ready.stderr);
-    assert!(
-        message.contains("injected: bucket unreachable"),
-        "{message}"
-    );
+    assert!(message.contains(PROBE_FAILURE), "{message}");
 
-    store.healthy.store(true, Ordering::SeqCst);
+    store.fail_probes(false);
     assert!(
         healthcheck(&running.socket, &["--ready"])
             .await

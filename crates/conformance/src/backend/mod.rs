@@ -1,5 +1,6 @@
 //! Direct access to a backend, bypassing the proxy, to check that an
-//! object written through the proxy is where PROTOCOL.md says it is.
+//! object written through the proxy is where the protocol
+//! (docs/protocol.md) says it is.
 
 pub mod fs;
 pub mod gcs;

@@ -1,6 +1,8 @@
 //! Request and response bodies.
 //!
-//! [`RequestBody`] remembers whether the client's body was read to its
+//! [`RequestBody`] wraps any [`IncomingBody`]: hyper's `Incoming` on the
+//! socket, a body built in memory when a test drives the application
+//! directly. It remembers whether the client's body was read to its
 //! end, so that after an early answer the connection is either drained
 //! and kept alive, or closed; it is never left with unread bytes that
 //! would be parsed as the next request.
@@ -15,9 +17,8 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::store::ByteStream;
 
 /// Bytes of an unread body we are willing to read and throw away before
@@ -29,9 +30,21 @@ use crate::store::ByteStream;
 const DRAIN_MAX_BYTES: u64 = 16 << 20;
 const DRAIN_MAX_TIME: Duration = Duration::from_secs(5);
 
+/// What a request body must be for the proxy to serve it: a body of
+/// bytes whose errors can be told to the client.
+pub trait IncomingBody:
+    http_body::Body<Data = Bytes, Error: std::fmt::Display> + Send + Unpin + 'static
+{
+}
+
+impl<B> IncomingBody for B where
+    B: http_body::Body<Data = Bytes, Error: std::fmt::Display> + Send + Unpin + 'static
+{
+}
+
 /// The body of the request being served.
-pub struct RequestBody {
-    incoming: Option<Incoming>,
+pub struct RequestBody<B> {
+    incoming: Option<B>,
     progress: Arc<Progress>,
 }
 
@@ -50,8 +63,8 @@ impl Progress {
     }
 }
 
-impl RequestBody {
-    pub fn new(incoming: Incoming) -> Self {
+impl<B: IncomingBody> RequestBody<B> {
+    pub fn new(incoming: B) -> Self {
         let progress = Arc::new(Progress {
             finished: AtomicBool::new(incoming.is_end_stream()),
             received: AtomicU64::new(0),
@@ -183,12 +196,13 @@ impl RequestBody {
 }
 
 fn too_large(limit: u64) -> Error {
-    Error::PayloadTooLarge(format!(
-        "request body is larger than the limit of {limit} bytes"
-    ))
+    Error::new(
+        ErrorKind::PayloadTooLarge,
+        format!("request body is larger than the limit of {limit} bytes"),
+    )
 }
 
-fn body_error(e: hyper::Error) -> Error {
+fn body_error(e: impl std::fmt::Display) -> Error {
     Error::bad_request(format!("cannot read the request body: {e}"))
 }
 

@@ -3,36 +3,31 @@
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::ResponseBody;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 
+/// The status of an answer with `error` (from the kind's table).
 pub fn status_of(error: &Error) -> StatusCode {
-    match error {
-        Error::BadRequest(_) | Error::UnsupportedAttribute(_) => StatusCode::BAD_REQUEST,
-        Error::PermissionDenied(_) => StatusCode::FORBIDDEN,
-        Error::KeyNotFound(_) => StatusCode::NOT_FOUND,
-        Error::Conflict(_) => StatusCode::CONFLICT,
-        Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
-        Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    error.kind().status()
 }
 
-/// `{"error": code, "message": text}` with its status.
+/// `{"error": code, "message": text}` with its status. The error is
+/// logged with its source, whose details (an OS error number, the URL of
+/// a failed call) the message only paraphrases.
 pub fn error_response(error: &Error) -> Response<ResponseBody> {
-    match error {
-        Error::Internal(_) => tracing::error!(error = %error, "internal error"),
-        Error::Unavailable(_) | Error::Timeout(_) => {
-            tracing::warn!(error = %error, code = error.code(), "backend error")
+    let source = std::error::Error::source(error);
+    match error.kind() {
+        ErrorKind::Internal => {
+            tracing::error!(error = %error, source = ?source, "internal error")
+        }
+        ErrorKind::Unavailable | ErrorKind::Timeout => {
+            tracing::warn!(error = %error, source = ?source, code = error.code(), "backend error")
         }
         _ => tracing::debug!(error = %error, code = error.code(), "request refused"),
     }
     json_error(status_of(error), error.code(), &error.to_string())
 }
 
-/// An error answer for routing failures that have no [`Error`] variant
+/// An error answer for routing failures that have no [`ErrorKind`]
 /// (`not_found`, `method_not_allowed`).
 pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response<ResponseBody> {
     let body = serde_json::json!({ "error": code, "message": message }).to_string();
@@ -51,41 +46,36 @@ mod tests {
     use http_body_util::BodyExt;
 
     #[test]
-    fn every_error_has_its_status_and_code() {
+    fn every_error_has_the_status_and_code_of_the_protocol() {
         let cases = [
-            (Error::bad_request("x"), 400, "bad_request"),
+            (ErrorKind::BadRequest, 400, "bad_request"),
             (
-                Error::UnsupportedAttribute("x".into()),
+                ErrorKind::UnsupportedAttribute,
                 400,
                 "unsupported_attribute",
             ),
-            (
-                Error::PermissionDenied("x".into()),
-                403,
-                "permission_denied",
-            ),
-            (Error::KeyNotFound("x".into()), 404, "key_not_found"),
-            (Error::Conflict("x".into()), 409, "conflict"),
-            (
-                Error::PreconditionFailed("x".into()),
-                412,
-                "precondition_failed",
-            ),
-            (Error::PayloadTooLarge("x".into()), 413, "payload_too_large"),
-            (Error::NotImplemented("x".into()), 501, "not_implemented"),
-            (Error::Unavailable("x".into()), 503, "unavailable"),
-            (Error::Timeout("x".into()), 504, "timeout"),
-            (Error::internal("x"), 500, "internal_error"),
+            (ErrorKind::PermissionDenied, 403, "permission_denied"),
+            (ErrorKind::KeyNotFound, 404, "key_not_found"),
+            (ErrorKind::VersionConflict, 409, "conflict"),
+            (ErrorKind::KeyConflict, 409, "conflict"),
+            (ErrorKind::PreconditionFailed, 412, "precondition_failed"),
+            (ErrorKind::PayloadTooLarge, 413, "payload_too_large"),
+            (ErrorKind::NotImplemented, 501, "not_implemented"),
+            (ErrorKind::Unavailable, 503, "unavailable"),
+            (ErrorKind::Timeout, 504, "timeout"),
+            (ErrorKind::Internal, 500, "internal_error"),
         ];
-        for (error, status, code) in cases {
-            assert_eq!(status_of(&error).as_u16(), status, "{error:?}");
+        assert_eq!(cases.len(), ErrorKind::ALL.len());
+        for (kind, status, code) in cases {
+            let error = Error::new(kind, "x");
+            assert_eq!(status_of(&error).as_u16(), status, "{kind:?}");
             assert_eq!(error.code(), code);
         }
     }
 
     #[tokio::test]
     async fn error_bodies_are_json_with_code_and_message() {
-        let response = error_response(&Error::KeyNotFound("a/b".into()));
+        let response = error_response(&Error::key_not_found("a/b"));
         assert_eq!(response.status(), 404);
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
         let body = response.into_body().collect().await.unwrap().to_bytes();

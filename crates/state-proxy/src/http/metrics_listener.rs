@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 
 use super::body::ResponseBody;
 use super::errors::json_error;
-use super::router::metrics_response;
+use super::response::metrics_response;
 use crate::metrics::Metrics;
 
 /// A scrape in flight gets this long to finish at shutdown.

@@ -1,9 +1,23 @@
 //! The protocol layer: a Unix socket, HTTP/1.1 connections, routes.
+//!
+//! - `socket`: the socket file, claimed at start and released at exit;
+//! - this module: the server that accepts connections and hands each
+//!   request to the [`App`];
+//! - `app`: what every request goes through (routing, body, timing,
+//!   metrics); `route`: which resource a path names; `handlers`: one per
+//!   route; `conditions`: `If-Match` / `If-None-Match`;
+//! - `body`, `response`, `errors`: bodies both ways, answers, and errors
+//!   as answers (the one place where an error kind meets its status);
+//! - `metrics_listener`: `/metrics` over TCP for Prometheus.
 
+mod app;
 pub mod body;
+mod conditions;
 pub mod errors;
+mod handlers;
 pub mod metrics_listener;
-pub mod router;
+mod response;
+mod route;
 pub mod socket;
 
 use std::convert::Infallible;
@@ -17,8 +31,18 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 
-pub use router::App;
+pub use app::{App, AppParts};
+pub use handlers::QUERY_BODY_MAX;
 use socket::BoundSocket;
+
+/// How the socket server runs.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Permissions of the socket file.
+    pub socket_mode: u32,
+    /// How long requests in flight may take to finish at shutdown.
+    pub shutdown_grace: Duration,
+}
 
 /// A proxy bound to its socket, ready to serve.
 pub struct Server {
@@ -29,11 +53,11 @@ pub struct Server {
 
 impl Server {
     /// Claims the socket (see [`BoundSocket::bind`]).
-    pub fn bind(path: &Path, mode: u32, app: Arc<App>, grace: Duration) -> Result<Server, String> {
+    pub fn bind(path: &Path, options: &ServerOptions, app: Arc<App>) -> Result<Server, String> {
         Ok(Server {
-            socket: BoundSocket::bind(path, mode)?,
+            socket: BoundSocket::bind(path, options.socket_mode)?,
             app,
-            grace,
+            grace: options.shutdown_grace,
         })
     }
 

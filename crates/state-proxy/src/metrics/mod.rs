@@ -11,6 +11,7 @@
 //! shared between cores on the request path. Only series that occurred
 //! are exported.
 
+pub mod instrumented;
 mod sharded;
 
 use std::fmt;
@@ -26,7 +27,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use self::sharded::{Cells, Histograms};
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::mode::RememberedVersions;
 
 /// `Content-Type` of the exposition (OpenMetrics text, which Prometheus
@@ -166,36 +167,21 @@ fn status_index(status: StatusCode) -> usize {
     }
 }
 
-/// The outcome labels of backend calls: `ok`, then the error codes.
-const OUTCOMES: [&str; 12] = [
-    "ok",
-    "bad_request",
-    "unsupported_attribute",
-    "permission_denied",
-    "key_not_found",
-    "conflict",
-    "precondition_failed",
-    "payload_too_large",
-    "not_implemented",
-    "unavailable",
-    "timeout",
-    "internal_error",
-];
+/// Outcomes of backend calls: `ok`, then one per error kind, labelled
+/// by the kind's table (`crate::error`).
+const OUTCOMES: usize = 1 + ErrorKind::ALL.len();
 
 fn outcome_index<T>(result: &Result<T, Error>) -> usize {
     match result {
         Ok(_) => 0,
-        Err(Error::BadRequest(_)) => 1,
-        Err(Error::UnsupportedAttribute(_)) => 2,
-        Err(Error::PermissionDenied(_)) => 3,
-        Err(Error::KeyNotFound(_)) => 4,
-        Err(Error::Conflict(_)) => 5,
-        Err(Error::PreconditionFailed(_)) => 6,
-        Err(Error::PayloadTooLarge(_)) => 7,
-        Err(Error::NotImplemented(_)) => 8,
-        Err(Error::Unavailable(_)) => 9,
-        Err(Error::Timeout(_)) => 10,
-        Err(Error::Internal(_)) => 11,
+        Err(error) => 1 + error.kind().index(),
+    }
+}
+
+fn outcome_label(index: usize) -> &'static str {
+    match index {
+        0 => "ok",
+        kind => ErrorKind::ALL[kind - 1].label(),
     }
 }
 
@@ -242,7 +228,7 @@ impl Hot {
             request_latency: Histograms::new(&LATENCY_BUCKETS, routes * METHODS.len()),
             backend_latency: Histograms::new(
                 &LATENCY_BUCKETS,
-                BackendOperation::ALL.len() * OUTCOMES.len(),
+                BackendOperation::ALL.len() * OUTCOMES,
             ),
             bytes: Cells::new(2),
         }
@@ -318,7 +304,7 @@ impl Metrics {
         result: &Result<T, Error>,
         elapsed: Duration,
     ) {
-        let series = operation as usize * OUTCOMES.len() + outcome_index(result);
+        let series = operation as usize * OUTCOMES + outcome_index(result);
         self.hot.backend_latency.observe(series, elapsed);
     }
 
@@ -412,12 +398,12 @@ impl Collector for HotCollector {
             MetricType::Histogram,
         )?;
         for (o, operation) in BackendOperation::ALL.iter().enumerate() {
-            for (x, outcome) in OUTCOMES.iter().enumerate() {
-                let snapshot = hot.backend_latency.snapshot(o * OUTCOMES.len() + x);
+            for x in 0..OUTCOMES {
+                let snapshot = hot.backend_latency.snapshot(o * OUTCOMES + x);
                 if snapshot.count > 0 {
                     let labels = BackendLabels {
                         operation: operation.name(),
-                        outcome,
+                        outcome: outcome_label(x),
                     };
                     family
                         .encode_family(&labels)?
@@ -550,14 +536,10 @@ mod tests {
         let metrics = Metrics::new(None);
         let took = Duration::from_micros(200);
         metrics.record_backend(BackendOperation::Get, &Ok(()), took);
-        metrics.record_backend::<()>(
-            BackendOperation::Get,
-            &Err(Error::KeyNotFound("k".into())),
-            took,
-        );
+        metrics.record_backend::<()>(BackendOperation::Get, &Err(Error::key_not_found("k")), took);
         metrics.record_backend::<()>(
             BackendOperation::Probe,
-            &Err(Error::Unavailable("down".into())),
+            &Err(Error::new(ErrorKind::Unavailable, "down")),
             took,
         );
         let text = metrics.encode();

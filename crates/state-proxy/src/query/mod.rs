@@ -25,7 +25,7 @@ pub use sort::Sort;
 use crate::error::{Error, Result};
 use crate::key::validate_list_prefix;
 
-/// Bounds of one query (PROTOCOL.md defaults).
+/// Bounds of one query (defaults as in docs/query.md, "Limits").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueryLimits {
     /// Keys of the listing considered; later keys (byte order) are not.
@@ -100,8 +100,8 @@ impl Query {
                     validate_list_prefix(prefix)?;
                     query.prefix = prefix.clone();
                 }
-                "filter" => query.filter = Filter::parse(value).map_err(Error::BadRequest)?,
-                "sort" => query.sort = Sort::parse(value).map_err(Error::BadRequest)?,
+                "filter" => query.filter = Filter::parse(value).map_err(Error::bad_request)?,
+                "sort" => query.sort = Sort::parse(value).map_err(Error::bad_request)?,
                 "limit" => {
                     let limit = non_negative_integer("limit", value)?;
                     if limit > limits.max_result_rows as u64 {
@@ -173,6 +173,7 @@ pub struct Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use serde_json::json;
 
     fn parse(body: &str) -> Result<Query> {
@@ -181,7 +182,7 @@ mod tests {
 
     fn message(body: &str) -> String {
         match parse(body) {
-            Err(Error::BadRequest(message)) => message,
+            Err(e) if e.kind() == ErrorKind::BadRequest => e.to_string(),
             other => panic!("{body}: expected a bad request, got {other:?}"),
         }
     }

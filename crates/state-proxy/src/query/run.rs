@@ -21,7 +21,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use serde_json::Value;
 
 use super::{Answer, Query, QueryLimits, Row};
-use crate::error::{Error, Result};
+use crate::error::{ErrorKind, Result};
 use crate::key::Key;
 use crate::store::{Body, Store};
 
@@ -133,7 +133,7 @@ async fn read(store: &dyn Store, name: String, query: &Query, budget: &Budget) -
     };
     let object = match store.get(&key).await {
         Ok(object) => object,
-        Err(Error::KeyNotFound(_)) => return Ok(Read::Gone),
+        Err(e) if e.kind() == ErrorKind::KeyNotFound => return Ok(Read::Gone),
         Err(other) => return Err(other),
     };
     if object.meta.size > budget.remaining() {

@@ -22,7 +22,7 @@
 //! lock stripes); with an empty prefix, keys under that name are refused.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,7 +37,7 @@ use super::listing::ListingBuilder;
 use super::{
     AttrSpec, Body, ByteStream, Condition, Listing, Object, ObjectMeta, Store, StoreInfo, Version,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
 
 /// Name of the internal directory directly under `STATE_DIR`.
@@ -139,6 +139,7 @@ impl FsStore {
     /// What a write needs once its body is in a temporary file.
     fn commit(&self, key: &Key, condition: Condition) -> Result<Commit> {
         Ok(Commit {
+            key: key.to_string(),
             target: self.path(key)?,
             lock: self.locks.path(key),
             root: self.root.clone(),
@@ -158,10 +159,11 @@ impl Store for FsStore {
         let path = self.path(key)?;
         let name = key.to_string();
         let (meta, opened) = blocking(move || {
-            let mut file = File::open(&path)?;
-            let stat = file.metadata()?;
+            let missing_or = |e| not_found_or(e, &name, "reading");
+            let mut file = File::open(&path).map_err(missing_or)?;
+            let stat = file.metadata().map_err(missing_or)?;
             if !stat.is_file() {
-                return Err(io::Error::from(ErrorKind::NotFound));
+                return Err(Error::key_not_found(&name));
             }
             let meta = ObjectMeta {
                 size: stat.len(),
@@ -169,14 +171,13 @@ impl Store for FsStore {
             };
             if stat.len() <= WHOLE_READ_MAX {
                 let mut data = Vec::with_capacity(stat.len() as usize);
-                file.read_to_end(&mut data)?;
+                file.read_to_end(&mut data).map_err(missing_or)?;
                 Ok((meta, Ok(Bytes::from(data))))
             } else {
                 Ok((meta, Err(file)))
             }
         })
-        .await
-        .map_err(|e| not_found_or(e, &name, "reading"))?;
+        .await?;
         let body = match opened {
             Ok(bytes) => Body::Full(bytes),
             Err(file) => Body::Stream {
@@ -192,35 +193,35 @@ impl Store for FsStore {
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {
         let path = self.path(key)?;
         let name = key.to_string();
-        blocking(move || current_version(&path))
-            .await
-            .map_err(|e| io_error(e, "reading metadata"))?
-            .ok_or(Error::KeyNotFound(name))
+        blocking(move || current_version(&path).map_err(|e| io_error(e, "reading metadata")))
+            .await?
+            .ok_or_else(|| Error::key_not_found(name))
     }
 
     async fn put(&self, key: &Key, body: Body, condition: Condition) -> Result<Version> {
         let commit = self.commit(key, condition)?;
         let temp_dir = self.temp_dir.clone();
-        let name = key.to_string();
-        let committed = match body {
+        match body {
             Body::Full(bytes) => {
                 blocking(move || {
-                    let (temp, mut file) = TempPath::create(&temp_dir)?;
-                    file.write_all(&bytes)?;
+                    let (temp, mut file) =
+                        TempPath::create(&temp_dir).map_err(|e| commit.failed(e))?;
+                    file.write_all(&bytes).map_err(|e| commit.failed(e))?;
                     commit.run(temp, file)
                 })
                 .await
             }
             Body::Stream { stream, .. } => {
-                let (temp, file) = blocking(move || TempPath::create(&temp_dir))
-                    .await
-                    .map_err(|e| io_error(e, "creating a temporary file"))?;
+                let (temp, file) = blocking(move || {
+                    TempPath::create(&temp_dir)
+                        .map_err(|e| io_error(e, "creating a temporary file"))
+                })
+                .await?;
                 // On a failed stream the temporary file goes with `temp`.
                 let file = write_stream(file, stream).await?;
                 blocking(move || commit.run(temp, file)).await
             }
-        };
-        committed.map_err(|e| write_error(e, &name))
+        }
     }
 
     async fn delete(&self, key: &Key, condition: Condition) -> Result<()> {
@@ -229,27 +230,29 @@ impl Store for FsStore {
         let root = self.root.clone();
         let name = key.to_string();
         blocking(move || {
-            let _lock = KeyLocks::hold(&lock)?;
-            let current = current_version(&target)?;
+            let deleting = |e| io_error(e, "deleting");
+            let _lock = KeyLocks::hold(&lock).map_err(deleting)?;
+            let current = current_version(&target).map_err(deleting)?;
             if current.is_none() && condition == Condition::None {
-                return Err(io::Error::other(Error::KeyNotFound(name)));
+                return Err(Error::key_not_found(name));
             }
             check_condition(&current, &condition)?;
-            fs::remove_file(&target)?;
+            fs::remove_file(&target).map_err(deleting)?;
             remove_empty_parents(&target, &root);
             Ok(())
         })
         .await
-        .map_err(|e| io_error(e, "deleting"))
     }
 
     async fn list(&self, prefix: &str, delimiter: Option<&str>) -> Result<Listing> {
         let root = self.root.clone();
         let hide_internal = self.guards_internal_dir;
         let (prefix, delimiter) = (prefix.to_owned(), delimiter.map(str::to_owned));
-        blocking(move || list_files(&root, &prefix, delimiter.as_deref(), hide_internal))
-            .await
-            .map_err(|e| io_error(e, "listing"))
+        blocking(move || {
+            list_files(&root, &prefix, delimiter.as_deref(), hide_internal)
+                .map_err(|e| io_error(e, "listing"))
+        })
+        .await
     }
 
     async fn get_attr(&self, key: &Key, name: &str) -> Result<String> {
@@ -261,32 +264,36 @@ impl Store for FsStore {
                 "file://{}",
                 std::path::absolute(&path).unwrap_or(path).display()
             )),
-            _ => Err(Error::UnsupportedAttribute(name.to_owned())),
+            _ => Err(Error::unsupported_attribute(name)),
         }
     }
 
     async fn set_attr(&self, _key: &Key, name: &str, _value: &str) -> Result<()> {
-        Err(Error::PermissionDenied(format!(
-            "attribute '{name}' is read-only on the fs store"
-        )))
+        Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!("attribute '{name}' is read-only on the fs store"),
+        ))
     }
 
     /// The directory is there and writable (a volume may have gone away).
     async fn probe(&self) -> Result<()> {
         let temp_dir = self.temp_dir.clone();
-        blocking(move || TempPath::create(&temp_dir).map(drop))
-            .await
-            .map_err(|e| Error::Unavailable(format!("the fs store cannot write: {e}")))
+        blocking(move || {
+            TempPath::create(&temp_dir).map(drop).map_err(|e| {
+                Error::new(ErrorKind::Unavailable, "the fs store cannot write").with_source(e)
+            })
+        })
+        .await
     }
 }
 
 /// Runs blocking file work off the async threads.
 async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|e| Err(io::Error::other(e)))
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(Error::new(ErrorKind::Internal, "fs store, a blocking task failed").with_source(e))
+    })
 }
 
 /// Writes a stream of chunks to a file: gathered into batches of about
@@ -356,15 +363,20 @@ fn current_version(path: &Path) -> io::Result<Option<ObjectMeta>> {
             version: version_of(&stat),
         })),
         Ok(_) => Ok(None),
-        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(e),
     }
 }
 
-/// A failed condition comes back as a store error carried inside an
-/// `io::Error`, so blocking closures can fail with it; [`io_error`] takes
-/// it out again.
-fn check_condition(current: &Option<ObjectMeta>, condition: &Condition) -> io::Result<()> {
+/// Whether `condition` holds for the current version of a key.
+fn check_condition(current: &Option<ObjectMeta>, condition: &Condition) -> Result<()> {
     let failure = match (condition, current) {
         (Condition::None, _) => return Ok(()),
         (Condition::IfAbsent, None) => return Ok(()),
@@ -373,9 +385,7 @@ fn check_condition(current: &Option<ObjectMeta>, condition: &Condition) -> io::R
         (Condition::IfMatch(_), Some(_)) => "the key does not have the expected version",
         (Condition::IfMatch(_), None) => "the key does not exist",
     };
-    Err(io::Error::other(Error::PreconditionFailed(
-        failure.to_owned(),
-    )))
+    Err(Error::new(ErrorKind::PreconditionFailed, failure))
 }
 
 /// Renames the temporary file over the target, creating parent
@@ -385,7 +395,7 @@ fn install(temp: &Path, target: &Path, root: &Path) -> io::Result<()> {
     let mut attempts = 0;
     loop {
         match fs::rename(temp, target) {
-            Err(e) if e.kind() == ErrorKind::NotFound && attempts < 8 => {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 8 => {
                 attempts += 1;
                 if let Some(parent) = target.parent().filter(|p| p.starts_with(root)) {
                     fs::create_dir_all(parent)?;
@@ -477,7 +487,12 @@ fn list_files(
 fn read_names(dir: &Path) -> io::Result<Vec<(String, bool)>> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
             return Ok(Vec::new());
         }
         Err(e) => return Err(e),
@@ -519,6 +534,8 @@ fn remove_stale_temp_files(temp_dir: &Path) {
 /// A write whose body is complete in a temporary file: stamp, sync,
 /// then under the key's lock check the condition and rename into place.
 struct Commit {
+    /// The key, for the messages.
+    key: String,
     target: PathBuf,
     lock: PathBuf,
     root: PathBuf,
@@ -527,21 +544,30 @@ struct Commit {
 }
 
 impl Commit {
-    fn run(self, temp: TempPath, file: File) -> io::Result<Version> {
-        file.set_modified(SystemTime::now())?;
+    fn run(self, temp: TempPath, file: File) -> Result<Version> {
+        let failed = |e| self.failed(e);
+        file.set_modified(SystemTime::now()).map_err(failed)?;
         if self.sync {
-            file.sync_data()?;
+            file.sync_data().map_err(failed)?;
         }
-        let version = version_of(&file.metadata()?);
+        let version = version_of(&file.metadata().map_err(failed)?);
         drop(file);
-        let _lock = KeyLocks::hold(&self.lock)?;
-        check_condition(&current_version(&self.target)?, &self.condition)?;
-        install(&temp.path, &self.target, &self.root)?;
+        let _lock = KeyLocks::hold(&self.lock).map_err(failed)?;
+        check_condition(
+            &current_version(&self.target).map_err(failed)?,
+            &self.condition,
+        )?;
+        install(&temp.path, &self.target, &self.root).map_err(failed)?;
         temp.persisted();
         if self.sync {
-            sync_parent(&self.target)?;
+            sync_parent(&self.target).map_err(failed)?;
         }
         Ok(version)
+    }
+
+    /// What an I/O error of this write means.
+    fn failed(&self, e: io::Error) -> Error {
+        write_error(e, &self.key)
     }
 }
 
@@ -628,28 +654,24 @@ fn stripe_of(key: &str) -> usize {
     hash as usize % LOCK_STRIPES
 }
 
-/// Turns an I/O error into a store error; a store error carried inside
-/// (see [`check_condition`]) comes back out unchanged.
+/// Turns an I/O error of `doing` into a store error, keeping it as the
+/// source.
 fn io_error(e: io::Error, doing: &str) -> Error {
-    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
-        return *e
-            .into_inner()
-            .and_then(|inner| inner.downcast::<Error>().ok())
-            .expect("checked");
-    }
     match e.kind() {
-        ErrorKind::InvalidFilename => {
+        io::ErrorKind::InvalidFilename => {
             Error::bad_request("a key segment is longer than the file system allows")
         }
-        ErrorKind::PermissionDenied => Error::PermissionDenied(format!("{doing}: {e}")),
-        _ => Error::internal(format!("fs store, {doing}: {e}")),
+        io::ErrorKind::PermissionDenied => {
+            Error::new(ErrorKind::PermissionDenied, doing).with_source(e)
+        }
+        _ => Error::new(ErrorKind::Internal, format!("fs store, {doing}")).with_source(e),
     }
 }
 
 fn not_found_or(e: io::Error, key: &str, doing: &str) -> Error {
     match e.kind() {
-        ErrorKind::NotFound | ErrorKind::NotADirectory | ErrorKind::IsADirectory => {
-            Error::KeyNotFound(key.to_owned())
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::IsADirectory => {
+            Error::key_not_found(key)
         }
         _ => io_error(e, doing),
     }
@@ -659,14 +681,20 @@ fn not_found_or(e: io::Error, key: &str, doing: &str) -> Error {
 /// cannot be stored: that is a conflict with the existing key.
 fn write_error(e: io::Error, key: &str) -> Error {
     match e.kind() {
-        ErrorKind::NotADirectory | ErrorKind::AlreadyExists => Error::Conflict(format!(
-            "'{key}' cannot be stored: a parent of it is a key (the fs store keeps files, \
+        io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists => Error::new(
+            ErrorKind::KeyConflict,
+            format!(
+                "'{key}' cannot be stored: a parent of it is a key (the fs store keeps files, \
              so 'a' and 'a/b' cannot both exist)"
-        )),
-        ErrorKind::IsADirectory | ErrorKind::DirectoryNotEmpty => Error::Conflict(format!(
-            "'{key}' cannot be stored: keys exist under '{key}/' (the fs store keeps files, \
+            ),
+        ),
+        io::ErrorKind::IsADirectory | io::ErrorKind::DirectoryNotEmpty => Error::new(
+            ErrorKind::KeyConflict,
+            format!(
+                "'{key}' cannot be stored: keys exist under '{key}/' (the fs store keeps files, \
              so 'a' and 'a/b' cannot both exist)"
-        )),
+            ),
+        ),
         _ => io_error(e, "writing"),
     }
 }
@@ -676,6 +704,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::error::kind_of;
 
     fn key(k: &str) -> Key {
         Key::parse(k).unwrap()
@@ -740,21 +769,21 @@ mod tests {
             .await
             .unwrap();
         let below = store.put(&key("a/b"), full("2"), Condition::None).await;
-        assert!(matches!(below, Err(Error::Conflict(_))), "{below:?}");
+        assert_eq!(kind_of(&below), Some(ErrorKind::KeyConflict), "{below:?}");
         store
             .put(&key("c/d"), full("3"), Condition::None)
             .await
             .unwrap();
         let above = store.put(&key("c"), full("4"), Condition::None).await;
-        assert!(matches!(above, Err(Error::Conflict(_))), "{above:?}");
-        assert!(matches!(
-            store.get(&key("a/b")).await,
-            Err(Error::KeyNotFound(_))
-        ));
-        assert!(matches!(
-            store.get(&key("c")).await,
-            Err(Error::KeyNotFound(_))
-        ));
+        assert_eq!(kind_of(&above), Some(ErrorKind::KeyConflict), "{above:?}");
+        assert_eq!(
+            kind_of(&store.get(&key("a/b")).await),
+            Some(ErrorKind::KeyNotFound)
+        );
+        assert_eq!(
+            kind_of(&store.get(&key("c")).await),
+            Some(ErrorKind::KeyNotFound)
+        );
         // Nothing is left behind by the refused writes.
         assert_eq!(
             fs::read_dir(dir.path().join(".state-proxy/tmp"))
@@ -770,7 +799,7 @@ mod tests {
         let store = open(dir.path(), "");
         let long = "n".repeat(300);
         let result = store.put(&key(&long), full("x"), Condition::None).await;
-        assert!(matches!(result, Err(Error::BadRequest(_))), "{result:?}");
+        assert_eq!(kind_of(&result), Some(ErrorKind::BadRequest), "{result:?}");
     }
 
     #[tokio::test]
@@ -784,7 +813,7 @@ mod tests {
         let reserved = store
             .put(&key(".state-proxy/x"), full("1"), Condition::None)
             .await;
-        assert!(matches!(reserved, Err(Error::BadRequest(_))));
+        assert_eq!(kind_of(&reserved), Some(ErrorKind::BadRequest));
         assert_eq!(store.list("", Some("/")).await.unwrap().keys, ["a"]);
         assert!(store.list("", Some("/")).await.unwrap().prefixes.is_empty());
         assert_eq!(store.list("", None).await.unwrap().keys, ["a"]);
@@ -877,7 +906,7 @@ mod tests {
         for task in tasks {
             match task.await.unwrap() {
                 Ok(_) => winners += 1,
-                Err(Error::PreconditionFailed(_)) => {}
+                Err(e) if e.kind() == ErrorKind::PreconditionFailed => {}
                 Err(other) => panic!("unexpected {other:?}"),
             }
         }

@@ -1,7 +1,50 @@
-//! Folding a flat list of keys into a listing with common prefixes, for
-//! stores whose backend cannot do it for the delimiter asked for.
+//! Listings: folding a flat list of keys into keys and common prefixes
+//! (for stores whose backend cannot do it for the delimiter asked for),
+//! and following a backend's paged listing to its end.
 
-use super::Listing;
+use std::future::Future;
+
+use super::{Listing, ObjectNames};
+use crate::error::Result;
+
+/// One page of a backend's listing.
+pub struct Page {
+    /// Object names and common prefixes, as the backend names them.
+    pub names: Vec<String>,
+    /// The token of the next page; `None` (or empty) on the last one.
+    pub next: Option<String>,
+}
+
+/// The complete listing of `prefix`: `fetch` reads the page after a token
+/// (the first page for `None`), and pages are read until one has no next
+/// token. Names outside the store's prefix are left out; common prefixes
+/// end with the delimiter, so the builder files them as prefixes again,
+/// and it sorts and drops the duplicates pages may repeat.
+pub async fn follow_pages<F, Fut>(
+    names: &ObjectNames,
+    prefix: &str,
+    delimiter: Option<&str>,
+    mut fetch: F,
+) -> Result<Listing>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<Page>>,
+{
+    let mut builder = ListingBuilder::new(prefix, delimiter);
+    let mut token = None;
+    loop {
+        let page = fetch(token.take()).await?;
+        for name in &page.names {
+            if let Some(key) = names.key(name) {
+                builder.push(key);
+            }
+        }
+        match page.next.filter(|next| !next.is_empty()) {
+            Some(next) => token = Some(next),
+            None => return Ok(builder.finish()),
+        }
+    }
+}
 
 /// Collects keys under `prefix`; keys with `delimiter` after the prefix
 /// become a common prefix (up to and including the delimiter).

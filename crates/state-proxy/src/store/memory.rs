@@ -13,7 +13,7 @@ use super::listing::ListingBuilder;
 use super::{
     AttrSpec, Body, Condition, Listing, Object, ObjectMeta, ObjectNames, Store, StoreInfo, Version,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
 
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
@@ -66,10 +66,13 @@ fn check(current: Option<&Entry>, condition: &Condition) -> Result<()> {
     if holds {
         Ok(())
     } else {
-        Err(Error::PreconditionFailed(match condition {
-            Condition::IfAbsent => "the key already exists".to_owned(),
-            _ => "the key does not have the expected version".to_owned(),
-        }))
+        Err(Error::new(
+            ErrorKind::PreconditionFailed,
+            match condition {
+                Condition::IfAbsent => "the key already exists".to_owned(),
+                _ => "the key does not have the expected version".to_owned(),
+            },
+        ))
     }
 }
 
@@ -93,7 +96,7 @@ impl MemoryStore {
         let objects = self.objects.read();
         match objects.get(&self.names.name(key.as_str())) {
             Some(entry) => Ok(read(entry)),
-            None => Err(Error::KeyNotFound(key.to_string())),
+            None => Err(Error::key_not_found(key)),
         }
     }
 }
@@ -143,7 +146,7 @@ impl Store for MemoryStore {
         let mut objects = self.objects.write();
         let current = objects.get(&name);
         if current.is_none() && condition == Condition::None {
-            return Err(Error::KeyNotFound(key.to_string()));
+            return Err(Error::key_not_found(key));
         }
         check(current, &condition)?;
         objects.remove(&name);
@@ -172,13 +175,13 @@ impl Store for MemoryStore {
                 .content_type
                 .clone()
                 .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned())),
-            _ => Err(Error::UnsupportedAttribute(name.to_owned())),
+            _ => Err(Error::unsupported_attribute(name)),
         })?
     }
 
     async fn set_attr(&self, key: &Key, name: &str, value: &str) -> Result<()> {
         if name != "content_type" {
-            return Err(Error::UnsupportedAttribute(name.to_owned()));
+            return Err(Error::unsupported_attribute(name));
         }
         let mut objects = self.objects.write();
         match objects.get_mut(&self.names.name(key.as_str())) {
@@ -186,7 +189,7 @@ impl Store for MemoryStore {
                 entry.content_type = Some(value.to_owned());
                 Ok(())
             }
-            None => Err(Error::KeyNotFound(key.to_string())),
+            None => Err(Error::key_not_found(key)),
         }
     }
 
@@ -198,6 +201,7 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::kind_of;
 
     fn key(k: &str) -> Key {
         Key::parse(k).unwrap()
@@ -237,7 +241,7 @@ mod tests {
             .await
             .unwrap();
         let err = store.put(&key("a"), full("2"), Condition::IfAbsent).await;
-        assert!(matches!(err, Err(Error::PreconditionFailed(_))));
+        assert_eq!(kind_of(&err), Some(ErrorKind::PreconditionFailed));
         let v2 = store
             .put(&key("a"), full("2"), Condition::IfMatch(v1.clone()))
             .await
@@ -245,11 +249,11 @@ mod tests {
         let stale = store
             .put(&key("a"), full("3"), Condition::IfMatch(v1))
             .await;
-        assert!(matches!(stale, Err(Error::PreconditionFailed(_))));
+        assert_eq!(kind_of(&stale), Some(ErrorKind::PreconditionFailed));
         let missing = store
             .put(&key("b"), full("3"), Condition::IfMatch(v2.clone()))
             .await;
-        assert!(matches!(missing, Err(Error::PreconditionFailed(_))));
+        assert_eq!(kind_of(&missing), Some(ErrorKind::PreconditionFailed));
         assert_eq!(read(&store, "a").await, "2");
     }
 
@@ -268,10 +272,10 @@ mod tests {
     #[tokio::test]
     async fn delete_checks_existence_and_version() {
         let store = MemoryStore::new("");
-        assert!(matches!(
-            store.delete(&key("a"), Condition::None).await,
-            Err(Error::KeyNotFound(_))
-        ));
+        assert_eq!(
+            kind_of(&store.delete(&key("a"), Condition::None).await),
+            Some(ErrorKind::KeyNotFound)
+        );
         let v1 = store
             .put(&key("a"), full("1"), Condition::None)
             .await
@@ -280,14 +284,14 @@ mod tests {
             .put(&key("a"), full("2"), Condition::None)
             .await
             .unwrap();
-        assert!(matches!(
-            store.delete(&key("a"), Condition::IfMatch(v1)).await,
-            Err(Error::PreconditionFailed(_))
-        ));
+        assert_eq!(
+            kind_of(&store.delete(&key("a"), Condition::IfMatch(v1)).await),
+            Some(ErrorKind::PreconditionFailed)
+        );
         store.delete(&key("a"), Condition::None).await.unwrap();
-        assert!(matches!(
-            store.head(&key("a")).await,
-            Err(Error::KeyNotFound(_))
-        ));
+        assert_eq!(
+            kind_of(&store.head(&key("a")).await),
+            Some(ErrorKind::KeyNotFound)
+        );
     }
 }

@@ -7,17 +7,25 @@
 //! - every object has an opaque [`Version`] that changes whenever its
 //!   content changes, returned by `get`, `head` and `put`;
 //! - a [`Condition`] that does not hold answers
-//!   [`Error::PreconditionFailed`](crate::Error::PreconditionFailed), also
-//!   for `IfMatch` on a missing key, atomically with the write;
-//! - a missing key answers [`Error::KeyNotFound`](crate::Error::KeyNotFound),
-//!   except under `IfMatch`, where it is a failed precondition;
+//!   [`ErrorKind::PreconditionFailed`](crate::error::ErrorKind::PreconditionFailed),
+//!   also for `IfMatch` on a missing key, atomically with the write;
+//! - a missing key answers
+//!   [`ErrorKind::KeyNotFound`](crate::error::ErrorKind::KeyNotFound), except
+//!   under `IfMatch`, where it is a failed precondition;
+//! - a store never answers `VersionConflict` (the mode's, for
+//!   compare-and-swap); a backend that refuses a key in its present state
+//!   answers `KeyConflict`;
 //! - listings are complete and sorted by byte order.
+//!
+//! `contract` checks these rules; docs/design.md says what adding a store
+//! takes.
 
+#[cfg(test)]
+mod contract;
+pub mod faulty;
 pub mod fs;
 pub mod gcs;
-pub mod http_backend;
-pub mod idle_timeout;
-pub mod instrumented;
+pub(crate) mod http_client;
 pub mod listing;
 pub mod memory;
 pub mod redis;

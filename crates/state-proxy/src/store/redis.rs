@@ -22,11 +22,11 @@ use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use parking_lot::RwLock;
 use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, ErrorKind, RedisError, Script, ServerErrorKind};
+use redis::{AsyncCommands, ErrorKind as RedisErrorKind, RedisError, Script, ServerErrorKind};
 
 use super::listing::ListingBuilder;
 use super::{AttrSpec, Body, Condition, Listing, Object, ObjectMeta, Store, StoreInfo, Version};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
 
 static INFO: StoreInfo = StoreInfo {
@@ -134,13 +134,13 @@ impl RedisStore {
     {
         let connection = self.connection.read().clone();
         match tokio::time::timeout(self.timeout, call(connection)).await {
-            Err(_) => Err(Error::Timeout(format!(
-                "Redis did not answer within {:?}",
-                self.timeout
-            ))),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("Redis did not answer within {:?}", self.timeout),
+            )),
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
-                if e.kind() == ErrorKind::AuthenticationFailed {
+                if e.kind() == RedisErrorKind::AuthenticationFailed {
                     self.reconnect();
                 }
                 Err(map_error(&e))
@@ -228,34 +228,46 @@ async fn whole(body: Body) -> Result<Bytes> {
 fn script_outcome(answer: i64, key: &Key) -> Result<()> {
     match answer {
         1 => Ok(()),
-        0 => Err(Error::PreconditionFailed(format!("'{key}' does not exist"))),
-        _ => Err(Error::PreconditionFailed(format!(
-            "'{key}' does not have the expected version"
-        ))),
+        0 => Err(Error::new(
+            ErrorKind::PreconditionFailed,
+            format!("'{key}' does not exist"),
+        )),
+        _ => Err(Error::new(
+            ErrorKind::PreconditionFailed,
+            format!("'{key}' does not have the expected version"),
+        )),
     }
 }
 
 fn map_error(e: &RedisError) -> Error {
     if e.is_timeout() {
-        return Error::Timeout(format!("Redis timed out: {e}"));
+        return Error::new(ErrorKind::Timeout, format!("Redis timed out: {e}"));
     }
     if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
-        return Error::Unavailable(format!("Redis is unreachable: {e}"));
+        return Error::new(ErrorKind::Unavailable, format!("Redis is unreachable: {e}"));
     }
     match e.kind() {
-        ErrorKind::AuthenticationFailed => {
-            Error::PermissionDenied(format!("Redis refused the credentials: {e}"))
-        }
-        ErrorKind::Server(ServerErrorKind::NoPerm) => {
-            Error::PermissionDenied(format!("Redis denied the command: {e}"))
-        }
-        ErrorKind::Server(
+        RedisErrorKind::AuthenticationFailed => Error::new(
+            ErrorKind::PermissionDenied,
+            format!("Redis refused the credentials: {e}"),
+        ),
+        RedisErrorKind::Server(ServerErrorKind::NoPerm) => Error::new(
+            ErrorKind::PermissionDenied,
+            format!("Redis denied the command: {e}"),
+        ),
+        RedisErrorKind::Server(
             ServerErrorKind::BusyLoading | ServerErrorKind::ReadOnly | ServerErrorKind::TryAgain,
-        ) => Error::Unavailable(format!("Redis cannot serve writes now: {e}")),
-        _ if e.code() == Some("WRONGTYPE") => Error::Conflict(format!(
-            "the key holds a Redis value that is not a string, which this store neither reads \
+        ) => Error::new(
+            ErrorKind::Unavailable,
+            format!("Redis cannot serve writes now: {e}"),
+        ),
+        _ if e.code() == Some("WRONGTYPE") => Error::new(
+            ErrorKind::KeyConflict,
+            format!(
+                "the key holds a Redis value that is not a string, which this store neither reads \
              nor overwrites: {e}"
-        )),
+            ),
+        ),
         _ => Error::internal(format!("Redis error: {e}")),
     }
 }
@@ -271,7 +283,7 @@ impl Store for RedisStore {
         let value: Option<Vec<u8>> = self
             .run(|mut connection| async move { connection.get(name).await })
             .await?;
-        let value = Bytes::from(value.ok_or_else(|| Error::KeyNotFound(key.to_string()))?);
+        let value = Bytes::from(value.ok_or_else(|| Error::key_not_found(key))?);
         let version = digest(value.clone()).await?;
         Ok(Object {
             meta: ObjectMeta {
@@ -287,7 +299,7 @@ impl Store for RedisStore {
         let stat: Option<(u64, String)> = self
             .run(|mut connection| async move { STAT.key(name).invoke_async(&mut connection).await })
             .await?;
-        let (size, digest) = stat.ok_or_else(|| Error::KeyNotFound(key.to_string()))?;
+        let (size, digest) = stat.ok_or_else(|| Error::key_not_found(key))?;
         Ok(ObjectMeta {
             size,
             version: Version::new(digest),
@@ -323,7 +335,10 @@ impl Store for RedisStore {
                     })
                     .await?;
                 if written.is_none() {
-                    return Err(Error::PreconditionFailed(format!("'{key}' already exists")));
+                    return Err(Error::new(
+                        ErrorKind::PreconditionFailed,
+                        format!("'{key}' already exists"),
+                    ));
                 }
             }
             Condition::IfMatch(expected) => {
@@ -363,7 +378,7 @@ impl Store for RedisStore {
                     .run(|mut connection| async move { connection.del(name).await })
                     .await?;
                 if removed == 0 {
-                    Err(Error::KeyNotFound(key.to_string()))
+                    Err(Error::key_not_found(key))
                 } else {
                     Ok(())
                 }
@@ -397,21 +412,21 @@ impl Store for RedisStore {
 
     async fn get_attr(&self, key: &Key, name: &str) -> Result<String> {
         if name != "ttl" {
-            return Err(Error::UnsupportedAttribute(name.to_owned()));
+            return Err(Error::unsupported_attribute(name));
         }
         let redis_name = self.names.name(key.as_str());
         let ttl: i64 = self
             .run(|mut connection| async move { connection.ttl(redis_name).await })
             .await?;
         match ttl {
-            -2 => Err(Error::KeyNotFound(key.to_string())),
+            -2 => Err(Error::key_not_found(key)),
             seconds => Ok(seconds.to_string()),
         }
     }
 
     async fn set_attr(&self, key: &Key, name: &str, value: &str) -> Result<()> {
         if name != "ttl" {
-            return Err(Error::UnsupportedAttribute(name.to_owned()));
+            return Err(Error::unsupported_attribute(name));
         }
         let seconds = parse_ttl(value)?;
         let redis_name = self.names.name(key.as_str());
@@ -431,7 +446,7 @@ impl Store for RedisStore {
         if exists {
             Ok(())
         } else {
-            Err(Error::KeyNotFound(key.to_string()))
+            Err(Error::key_not_found(key))
         }
     }
 
@@ -461,6 +476,7 @@ fn parse_ttl(value: &str) -> Result<Option<i64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::kind_of;
 
     #[test]
     fn names_follow_the_compat_layout() {
@@ -502,7 +518,11 @@ mod tests {
         assert_eq!(parse_ttl("0").unwrap(), None);
         assert_eq!(parse_ttl("-1").unwrap(), None);
         for bad in ["-2", "1.5", "soon", ""] {
-            assert!(matches!(parse_ttl(bad), Err(Error::BadRequest(_))), "{bad}");
+            assert_eq!(
+                kind_of(&parse_ttl(bad)),
+                Some(ErrorKind::BadRequest),
+                "{bad}"
+            );
         }
     }
 
@@ -624,7 +644,7 @@ mod tests {
         let store = fake.store(Duration::from_millis(300));
         let started = std::time::Instant::now();
         let result = store.get(&Key::parse("k").unwrap()).await;
-        assert!(matches!(result, Err(Error::Timeout(_))), "{result:?}");
+        assert_eq!(kind_of(&result), Some(ErrorKind::Timeout), "{result:?}");
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 
@@ -643,8 +663,8 @@ mod tests {
         })
         .unwrap();
         let result = store.get(&Key::parse("k").unwrap()).await;
-        assert!(matches!(result, Err(Error::Unavailable(_))), "{result:?}");
-        assert!(matches!(store.probe().await, Err(Error::Unavailable(_))));
+        assert_eq!(kind_of(&result), Some(ErrorKind::Unavailable), "{result:?}");
+        assert_eq!(kind_of(&store.probe().await), Some(ErrorKind::Unavailable));
     }
 
     #[tokio::test]
@@ -662,16 +682,19 @@ mod tests {
         .await;
         let store = fake.store(Duration::from_secs(5));
         let key = Key::parse("k").unwrap();
-        assert!(matches!(store.get(&key).await, Err(Error::Conflict(_))));
-        assert!(matches!(
-            store.delete(&key, Condition::None).await,
-            Err(Error::PermissionDenied(_))
-        ));
+        assert_eq!(
+            kind_of(&store.get(&key).await),
+            Some(ErrorKind::KeyConflict)
+        );
+        assert_eq!(
+            kind_of(&store.delete(&key, Condition::None).await),
+            Some(ErrorKind::PermissionDenied)
+        );
         let body = Body::Full(Bytes::from_static(b"v"));
-        assert!(matches!(
-            store.put(&key, body, Condition::None).await,
-            Err(Error::Unavailable(_))
-        ));
+        assert_eq!(
+            kind_of(&store.put(&key, body, Condition::None).await),
+            Some(ErrorKind::Unavailable)
+        );
     }
 
     #[tokio::test]
@@ -702,8 +725,9 @@ mod tests {
                 Condition::IfAbsent,
             )
             .await;
-        assert!(
-            matches!(create, Err(Error::PreconditionFailed(_))),
+        assert_eq!(
+            kind_of(&create),
+            Some(ErrorKind::PreconditionFailed),
             "{create:?}"
         );
         let sets: Vec<Vec<String>> = fake
@@ -721,13 +745,13 @@ mod tests {
     fn script_answers() {
         let key = Key::parse("k").unwrap();
         assert!(script_outcome(1, &key).is_ok());
-        assert!(matches!(
-            script_outcome(0, &key),
-            Err(Error::PreconditionFailed(_))
-        ));
-        assert!(matches!(
-            script_outcome(-1, &key),
-            Err(Error::PreconditionFailed(_))
-        ));
+        assert_eq!(
+            kind_of(&script_outcome(0, &key)),
+            Some(ErrorKind::PreconditionFailed)
+        );
+        assert_eq!(
+            kind_of(&script_outcome(-1, &key)),
+            Some(ErrorKind::PreconditionFailed)
+        );
     }
 }

@@ -17,7 +17,7 @@ use google_cloud_auth::credentials::{AccessTokenCredentials, Builder};
 use google_cloud_auth::signer::{Signer, SigningError};
 use tokio::sync::OnceCell;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Read and write objects; nothing else is needed.
 const SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_write";
@@ -62,7 +62,10 @@ impl Auth {
                             .with_scopes([SCOPE])
                             .build_access_token_credentials()
                             .map_err(|e| {
-                                Error::Internal(format!("cannot load Google credentials: {e}"))
+                                Error::new(
+                                    ErrorKind::Internal,
+                                    format!("cannot load Google credentials: {e}"),
+                                )
                             })
                     })
                     .await?
@@ -70,12 +73,14 @@ impl Auth {
         };
         match credentials.access_token().await {
             Ok(token) => Ok(Some(token.token)),
-            Err(e) if e.is_transient() => Err(Error::Unavailable(format!(
-                "cannot get a Google access token (transient): {e}"
-            ))),
-            Err(e) => Err(Error::PermissionDenied(format!(
-                "cannot get a Google access token: {e}"
-            ))),
+            Err(e) if e.is_transient() => Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("cannot get a Google access token (transient): {e}"),
+            )),
+            Err(e) => Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!("cannot get a Google access token: {e}"),
+            )),
         }
     }
 
@@ -85,20 +90,20 @@ impl Auth {
     /// that cannot sign (a gcloud user login).
     pub(crate) async fn signer(&self) -> Result<&Signer> {
         match self {
-            Auth::Anonymous => Err(Error::NotImplemented(
+            Auth::Anonymous => Err(Error::new(ErrorKind::NotImplemented,
                 "signed_url needs Google credentials that can sign; with STORAGE_EMULATOR_HOST \
                  set the proxy loads no credentials, so it cannot sign URLs"
                     .to_owned(),
             )),
             #[cfg(test)]
             Auth::Fixed { signer, .. } => signer.as_ref().ok_or_else(|| {
-                Error::NotImplemented("the test credentials cannot sign".to_owned())
+                Error::new(ErrorKind::NotImplemented, "the test credentials cannot sign".to_owned())
             }),
             Auth::Google { signer, .. } => {
                 signer
                     .get_or_try_init(|| async {
                         Builder::default().build_signer().map_err(|e| {
-                            Error::NotImplemented(format!(
+                            Error::new(ErrorKind::NotImplemented, format!(
                                 "signed_url needs credentials that can sign (a service account \
                                  key, or a service account with roles/iam.serviceAccountTokenCreator \
                                  on itself through the metadata server): {e}"
@@ -116,10 +121,14 @@ impl Auth {
 pub(crate) fn signing_error(error: SigningError) -> Error {
     let text = error.to_string();
     if error.is_transport() && !(text.contains("PERMISSION_DENIED") || text.contains("403")) {
-        Error::Unavailable(format!("cannot sign the URL: {text}"))
+        Error::new(
+            ErrorKind::Unavailable,
+            format!("cannot sign the URL: {text}"),
+        )
     } else {
-        Error::PermissionDenied(format!(
-            "cannot sign the URL with the current credentials: {text}"
-        ))
+        Error::new(
+            ErrorKind::PermissionDenied,
+            format!("cannot sign the URL with the current credentials: {text}"),
+        )
     }
 }

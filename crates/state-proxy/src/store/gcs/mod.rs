@@ -27,21 +27,20 @@ mod tests;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
-use self::api::{Api, Retry, header};
+use self::api::Api;
 use self::auth::{Auth, signing_error};
-use self::sign::{MAX_EXPIRES_SECS, UrlToSign};
-use super::http_backend;
-use super::listing::ListingBuilder;
+use self::sign::UrlToSign;
+use super::http_client::{Call, Retry, header};
+use super::listing::{self, Page};
 use super::{
     AttrSpec, Body, Condition, Listing, Object, ObjectMeta, ObjectNames, Store, StoreInfo, Version,
 };
-use crate::config::BackendArgs;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
 
 /// Where production requests go (also the host of signed URLs).
@@ -84,6 +83,9 @@ static INFO: StoreInfo = StoreInfo {
     ttl: false,
 };
 
+/// Longest validity of a signed URL V4 signatures allow: seven days.
+pub const MAX_SIGNED_URL_SECS: u64 = sign::MAX_EXPIRES_SECS;
+
 /// Settings of the `gcs` store.
 #[derive(Clone, Debug)]
 pub struct GcsOptions {
@@ -100,58 +102,6 @@ pub struct GcsOptions {
     pub presign_ttl: Duration,
     /// `STATE_BACKEND_TIMEOUT_SECS`.
     pub timeout: Duration,
-}
-
-impl GcsOptions {
-    /// Reads and checks the settings; nothing is contacted.
-    pub fn from_args(backend: &BackendArgs, prefix: &str) -> Result<GcsOptions, String> {
-        let bucket = backend.require_bucket("gcs")?.to_owned();
-        let emulator = match backend.storage_emulator_host.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(host) => Some(emulator_base(host)?),
-        };
-        let ttl = backend.presign_ttl.as_secs();
-        if !(1..=MAX_EXPIRES_SECS).contains(&ttl) {
-            return Err(format!(
-                "STATE_PRESIGN_TTL is {ttl} s; GCS signed URLs need 1 to {MAX_EXPIRES_SECS} s (7 days)"
-            ));
-        }
-        if backend.backend_timeout.is_zero() {
-            return Err("STATE_BACKEND_TIMEOUT_SECS must be above 0 for the gcs store".to_owned());
-        }
-        let project = backend
-            .gcs_project
-            .as_deref()
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned);
-        Ok(GcsOptions {
-            bucket,
-            prefix: prefix.to_owned(),
-            project,
-            emulator,
-            presign_ttl: Duration::from_secs(ttl),
-            timeout: backend.backend_timeout,
-        })
-    }
-}
-
-/// `STORAGE_EMULATOR_HOST` as Google's clients read it: a URL, or a bare
-/// `host:port` meaning plain HTTP.
-fn emulator_base(host: &str) -> Result<String, String> {
-    let base = if host.contains("://") {
-        host.to_owned()
-    } else {
-        format!("http://{host}")
-    };
-    let parsed = reqwest::Url::parse(&base)
-        .map_err(|e| format!("STORAGE_EMULATOR_HOST={host:?} is not a host or URL: {e}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(format!(
-            "STORAGE_EMULATOR_HOST={host:?} must be host:port or an http(s) URL"
-        ));
-    }
-    Ok(base.trim_end_matches('/').to_owned())
 }
 
 pub struct GcsStore {
@@ -179,9 +129,10 @@ impl ObjectResource {
             Some(generation) if parse_generation(generation).is_some() => {
                 Ok(Version::new(generation.clone()))
             }
-            other => Err(Error::Internal(format!(
-                "GCS {what}: the object resource has no valid generation ({other:?})"
-            ))),
+            other => Err(Error::new(
+                ErrorKind::Internal,
+                format!("GCS {what}: the object resource has no valid generation ({other:?})"),
+            )),
         }
     }
 
@@ -191,10 +142,13 @@ impl ObjectResource {
             .as_deref()
             .and_then(|size| size.parse().ok())
             .ok_or_else(|| {
-                Error::Internal(format!(
-                    "GCS {what}: the object resource has no valid size ({:?})",
-                    self.size
-                ))
+                Error::new(
+                    ErrorKind::Internal,
+                    format!(
+                        "GCS {what}: the object resource has no valid size ({:?})",
+                        self.size
+                    ),
+                )
             })?;
         Ok(ObjectMeta {
             size,
@@ -234,9 +188,10 @@ fn generation_match(key: &Key, condition: &Condition) -> Result<Option<u64>> {
         // `0` would mean "absent" to GCS, the opposite of If-Match.
         Condition::IfMatch(version) => match parse_generation(version.as_str()) {
             Some(generation) => Ok(Some(generation)),
-            None => Err(Error::PreconditionFailed(format!(
-                "'{key}' has no generation {version}"
-            ))),
+            None => Err(Error::new(
+                ErrorKind::PreconditionFailed,
+                format!("'{key}' has no generation {version}"),
+            )),
         },
     }
 }
@@ -246,8 +201,12 @@ fn generation_match(key: &Key, condition: &Condition) -> Result<Option<u64>> {
 /// into the content.
 fn multipart_head_and_tail(name: &str) -> Result<(String, Bytes, Bytes)> {
     let mut random = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut random)
-        .map_err(|_| Error::Internal("no randomness for a multipart boundary".to_owned()))?;
+    aws_lc_rs::rand::fill(&mut random).map_err(|_| {
+        Error::new(
+            ErrorKind::Internal,
+            "no randomness for a multipart boundary".to_owned(),
+        )
+    })?;
     let boundary: String = random.iter().map(|b| format!("{b:02x}")).collect();
     let resource = serde_json::json!({ "name": name, "contentType": DEFAULT_CONTENT_TYPE });
     let head = format!(
@@ -296,29 +255,65 @@ impl GcsStore {
     }
 
     /// A 404 from a bucket-level call: the configured bucket is missing.
-    fn missing_bucket(&self) -> impl FnOnce(String) -> Error + '_ {
-        move |text| {
-            Error::Unavailable(format!(
-                "{text} (is STATE_BUCKET={} an existing bucket?)",
-                self.api.bucket
-            ))
+    fn missing_bucket(&self) -> impl FnOnce(&str, String) -> Error + '_ {
+        move |_, text| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{text} (is STATE_BUCKET={} an existing bucket?)",
+                    self.api.bucket
+                ),
+            )
         }
     }
 
     /// The object resource of a key.
     async fn resource(&self, key: &Key) -> Result<ObjectResource> {
         let what = "metadata read";
-        let deadline = self.api.deadline();
-        let request = self
-            .api
-            .request(Method::GET, &self.api.object_url(&self.name(key)));
-        let response = self
-            .api
-            .send_ok(request, Retry::Idempotent, deadline, what, |_| {
-                Error::KeyNotFound(key.to_string())
+        let call = Call::new(Method::GET, self.api.object_url(&self.name(key), &[]));
+        self.api
+            .json_call(call, Retry::Idempotent, what, |_, _| {
+                Error::key_not_found(key)
             })
+            .await
+    }
+
+    /// One page of object names under `name_prefix`.
+    async fn list_page(
+        &self,
+        name_prefix: &str,
+        delimiter: Option<&str>,
+        token: Option<String>,
+    ) -> Result<Page> {
+        let what = "listing";
+        let page_size = PAGE_SIZE.to_string();
+        let mut query = vec![
+            ("prefix", name_prefix),
+            ("maxResults", page_size.as_str()),
+            ("fields", "items(name),prefixes,nextPageToken"),
+        ];
+        if let Some(delimiter) = delimiter {
+            query.push(("delimiter", delimiter));
+        }
+        if let Some(token) = &token {
+            query.push(("pageToken", token.as_str()));
+        }
+        let call = Call::new(Method::GET, self.api.objects_url(&query));
+        // Each page has its own deadline: a long listing is many calls.
+        let page: ObjectPage = self
+            .api
+            .json_call(call, Retry::Idempotent, what, self.missing_bucket())
             .await?;
-        self.api.json(response, deadline, what).await
+        let names = page
+            .items
+            .into_iter()
+            .map(|item| item.name)
+            .chain(page.prefixes)
+            .collect();
+        Ok(Page {
+            names,
+            next: page.next_page_token,
+        })
     }
 
     async fn signed_url(&self, key: &Key) -> Result<String> {
@@ -337,11 +332,12 @@ impl GcsStore {
         });
         // What GCS compares when it reports a signature mismatch.
         tracing::trace!(canonical_request = %unsigned.canonical_request, "signing a URL");
-        let deadline = self.api.deadline();
+        let deadline = self.api.http.deadline();
         let signature =
             match tokio::time::timeout_at(deadline, signer.sign(&unsigned.string_to_sign)).await {
                 Err(_) => {
-                    return Err(Error::Timeout(
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
                         "signing the URL took longer than the backend timeout".to_owned(),
                     ));
                 }
@@ -359,27 +355,32 @@ impl Store for GcsStore {
 
     async fn get(&self, key: &Key) -> Result<Object> {
         let what = "download";
-        let deadline = self.api.deadline();
-        let request = self
-            .api
-            .request(Method::GET, &self.api.object_url(&self.name(key)))
-            .query(&[("alt", "media")]);
+        let deadline = self.api.http.deadline();
+        let url = self.api.object_url(&self.name(key), &[("alt", "media")]);
         let response = self
             .api
-            .send_ok(request, Retry::Idempotent, deadline, what, |_| {
-                Error::KeyNotFound(key.to_string())
-            })
+            .http
+            .send_ok(
+                Call::new(Method::GET, url),
+                Retry::Idempotent,
+                deadline,
+                what,
+                |_, _| Error::key_not_found(key),
+            )
             .await?;
         // The generation of exactly these bytes, from the same answer.
         let version = header(response.headers(), "x-goog-generation")
             .filter(|generation| parse_generation(generation).is_some())
             .map(Version::new)
             .ok_or_else(|| {
-                Error::Internal(format!(
-                    "GCS {what} of '{key}' answered without a valid x-goog-generation header"
-                ))
+                Error::new(
+                    ErrorKind::Internal,
+                    format!(
+                        "GCS {what} of '{key}' answered without a valid x-goog-generation header"
+                    ),
+                )
             })?;
-        http_backend::downloaded_object("GCS", response, version, deadline, self.api.timeout).await
+        self.api.http.downloaded(response, version, deadline).await
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {
@@ -391,42 +392,27 @@ impl Store for GcsStore {
         let if_generation = generation_match(key, &condition)?;
         let name = self.name(key);
         let (content_type, head, tail) = multipart_head_and_tail(&name)?;
-        let upload = match body {
-            Body::Full(data) => {
-                let mut whole = BytesMut::with_capacity(head.len() + data.len() + tail.len());
-                whole.extend_from_slice(&head);
-                whole.extend_from_slice(&data);
-                whole.extend_from_slice(&tail);
-                reqwest::Body::from(whole.freeze())
-            }
+        let generation = if_generation.map(|generation| generation.to_string());
+        let mut query = vec![("uploadType", "multipart")];
+        if let Some(generation) = &generation {
+            query.push(("ifGenerationMatch", generation));
+        }
+        let call = Call::new(Method::POST, self.api.upload_url(&query))
+            .header("content-type", &content_type)?;
+        let call = match body {
+            // Sent as three parts, without copying the content.
+            Body::Full(data) => call.body_parts(vec![head, data, tail]),
             Body::Stream { stream, .. } => {
                 let framed = futures_util::stream::once(async move { Ok(head) })
                     .chain(stream)
                     .chain(futures_util::stream::once(async move { Ok(tail) }));
-                reqwest::Body::wrap_stream(framed)
+                call.stream(reqwest::Body::wrap_stream(framed))
             }
         };
-        let mut request = self
+        let resource: ObjectResource = self
             .api
-            .request(Method::POST, &self.api.upload_url())
-            .query(&[("uploadType", "multipart")])
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .body(upload);
-        if let Some(generation) = if_generation {
-            request = request.query(&[("ifGenerationMatch", generation)]);
-        }
-        let deadline = self.api.deadline();
-        let response = self
-            .api
-            .send_ok(
-                request,
-                Retry::UnlessSent,
-                deadline,
-                what,
-                self.missing_bucket(),
-            )
+            .json_call(call, Retry::UnlessSent, what, self.missing_bucket())
             .await?;
-        let resource: ObjectResource = self.api.json(response, deadline, what).await?;
         resource.version(what)
     }
 
@@ -439,30 +425,32 @@ impl Store for GcsStore {
             // backend that ignores `ifGenerationMatch` on deletes.
             let current = match self.resource(key).await {
                 Ok(resource) => parse_generation(resource.generation.as_deref().unwrap_or("")),
-                Err(Error::KeyNotFound(_)) => None,
+                Err(e) if e.kind() == ErrorKind::KeyNotFound => None,
                 Err(other) => return Err(other),
             };
             if current != Some(expected) {
-                return Err(Error::PreconditionFailed(format!(
-                    "'{key}' does not have generation {expected}"
-                )));
+                return Err(Error::new(
+                    ErrorKind::PreconditionFailed,
+                    format!("'{key}' does not have generation {expected}"),
+                ));
             }
         }
-        let mut request = self
-            .api
-            .request(Method::DELETE, &self.api.object_url(&name));
-        if let Some(expected) = expected {
-            request = request.query(&[("ifGenerationMatch", expected)]);
-        }
-        let deadline = self.api.deadline();
+        let generation = expected.map(|expected| expected.to_string());
+        let query: Vec<(&str, &str)> = generation
+            .iter()
+            .map(|generation| ("ifGenerationMatch", generation.as_str()))
+            .collect();
+        let call = Call::new(Method::DELETE, self.api.object_url(&name, &query));
+        let deadline = self.api.http.deadline();
         let conditional = expected.is_some();
         self.api
-            .send_ok(request, Retry::UnlessSent, deadline, what, |text| {
+            .http
+            .send_ok(call, Retry::UnlessSent, deadline, what, |_, text| {
                 if conditional {
                     // Gone since the check: If-Match on a missing key fails.
-                    Error::PreconditionFailed(text)
+                    Error::new(ErrorKind::PreconditionFailed, text)
                 } else {
-                    Error::KeyNotFound(key.to_string())
+                    Error::key_not_found(key)
                 }
             })
             .await?;
@@ -470,66 +458,21 @@ impl Store for GcsStore {
     }
 
     async fn list(&self, prefix: &str, delimiter: Option<&str>) -> Result<Listing> {
-        let what = "listing";
         let delimiter = delimiter.filter(|d| !d.is_empty());
         let name_prefix = self.names.name(prefix);
-        let mut builder = ListingBuilder::new(prefix, delimiter);
-        let mut page_token: Option<String> = None;
-        loop {
-            let mut request = self
-                .api
-                .request(Method::GET, &self.api.objects_url())
-                .query(&[
-                    ("prefix", name_prefix.as_str()),
-                    ("maxResults", &PAGE_SIZE.to_string()),
-                    ("fields", "items(name),prefixes,nextPageToken"),
-                ]);
-            if let Some(delimiter) = delimiter {
-                request = request.query(&[("delimiter", delimiter)]);
-            }
-            if let Some(token) = &page_token {
-                request = request.query(&[("pageToken", token.as_str())]);
-            }
-            // Each page has its own deadline: a long listing is many calls.
-            let deadline = self.api.deadline();
-            let response = self
-                .api
-                .send_ok(
-                    request,
-                    Retry::Idempotent,
-                    deadline,
-                    what,
-                    self.missing_bucket(),
-                )
-                .await?;
-            let page: ObjectPage = self.api.json(response, deadline, what).await?;
-            // Common prefixes end with the delimiter, so the builder files
-            // them as prefixes again; it also sorts and drops the
-            // duplicates pages may repeat.
-            for name in page
-                .items
-                .iter()
-                .map(|item| item.name.as_str())
-                .chain(page.prefixes.iter().map(String::as_str))
-            {
-                if let Some(key) = self.names.key(name) {
-                    builder.push(key);
-                }
-            }
-            match page.next_page_token.filter(|token| !token.is_empty()) {
-                Some(token) => page_token = Some(token),
-                None => break,
-            }
-        }
-        Ok(builder.finish())
+        listing::follow_pages(&self.names, prefix, delimiter, |token| {
+            self.list_page(&name_prefix, delimiter, token)
+        })
+        .await
     }
 
     async fn get_attr(&self, key: &Key, name: &str) -> Result<String> {
         let resource = self.resource(key).await?;
         let missing = |field: &str| {
-            Error::Internal(format!(
-                "GCS metadata read of '{key}': the object resource has no {field}"
-            ))
+            Error::new(
+                ErrorKind::Internal,
+                format!("GCS metadata read of '{key}': the object resource has no {field}"),
+            )
         };
         match name {
             "url" => Ok(format!("gs://{}/{}", self.api.bucket, self.name(key))),
@@ -544,29 +487,32 @@ impl Store for GcsStore {
             "metageneration" => resource
                 .metageneration
                 .ok_or_else(|| missing("metageneration")),
-            _ => Err(Error::UnsupportedAttribute(name.to_owned())),
+            _ => Err(Error::unsupported_attribute(name)),
         }
     }
 
     async fn set_attr(&self, key: &Key, name: &str, value: &str) -> Result<()> {
         if name != "content_type" {
-            return Err(Error::UnsupportedAttribute(name.to_owned()));
+            return Err(Error::unsupported_attribute(name));
         }
         if value.trim().is_empty() {
             return Err(Error::bad_request("content_type cannot be empty"));
         }
         let what = "metadata update";
-        let deadline = self.api.deadline();
-        let request = self
+        let deadline = self.api.http.deadline();
+        let url = self
             .api
-            .request(Method::PATCH, &self.api.object_url(&self.name(key)))
-            .query(&[("fields", "generation")])
-            .json(&serde_json::json!({ "contentType": value }));
+            .object_url(&self.name(key), &[("fields", "generation")]);
+        let update = serde_json::json!({ "contentType": value }).to_string();
+        let call = Call::new(Method::PATCH, url)
+            .header("content-type", "application/json")?
+            .body(Bytes::from(update));
         // Setting the same value twice is harmless, so GCS may be asked again.
         // The answer is not read: the emulator's differs from GCS's.
         self.api
-            .send_ok(request, Retry::Idempotent, deadline, what, |_| {
-                Error::KeyNotFound(key.to_string())
+            .http
+            .send_ok(call, Retry::Idempotent, deadline, what, |_, _| {
+                Error::key_not_found(key)
             })
             .await?;
         Ok(())
@@ -578,24 +524,28 @@ impl Store for GcsStore {
     /// object-level roles lack.
     async fn probe(&self) -> Result<()> {
         let what = "probe";
-        let deadline = self.api.deadline();
-        let request = self
-            .api
-            .request(Method::GET, &self.api.objects_url())
-            .query(&[
-                ("prefix", self.names.name("").as_str()),
-                ("maxResults", "1"),
-                ("fields", "nextPageToken"),
-            ]);
+        let deadline = self.api.http.deadline();
+        let url = self.api.objects_url(&[
+            ("prefix", self.names.name("").as_str()),
+            ("maxResults", "1"),
+            ("fields", "nextPageToken"),
+        ]);
         let response = self
             .api
-            .send(request, Retry::Idempotent, deadline, what)
+            .http
+            .send(
+                Call::new(Method::GET, url),
+                Retry::Idempotent,
+                deadline,
+                what,
+            )
             .await?;
         if response.status() == StatusCode::OK {
             return Ok(());
         }
         Err(self
             .api
+            .http
             .failure(response, deadline, what, self.missing_bucket())
             .await)
     }

@@ -4,7 +4,8 @@
 //! - Credentials, SigV4 signing and presigned URLs come from `object_store`
 //!   (its AWS credential chain: environment keys, web identity for
 //!   Kubernetes service accounts, container and instance metadata). The
-//!   requests themselves are sent here ([`api`]), because the store needs
+//!   requests themselves are sent here ([`api`], over the client the gcs
+//!   store shares, `store::http_client`), because the store needs
 //!   what `object_store` does not offer: a condition on
 //!   `CompleteMultipartUpload` and on `DeleteObject`, listings with any
 //!   delimiter, the storage class, `CopyObject` with new metadata, S3's
@@ -40,14 +41,13 @@ use object_store::{ClientOptions, RetryConfig};
 use reqwest::Response;
 use serde::Deserialize;
 
-use self::api::{Api, Call, Retry, header};
-use super::http_backend;
-use super::listing::ListingBuilder;
+use self::api::Api;
+use super::http_client::{Call, Retry, header};
+use super::listing::{self, Page};
 use super::{
     AttrSpec, Body, Condition, Listing, Object, ObjectMeta, ObjectNames, Store, StoreInfo, Version,
 };
-use crate::config::BackendArgs;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
 
 /// Listing page size: the largest S3 allows.
@@ -55,7 +55,7 @@ const PAGE_SIZE: &str = "1000";
 /// Content type of uploaded objects: the protocol carries none.
 const CONTENT_TYPE: &str = "application/octet-stream";
 /// Longest validity of a presigned URL SigV4 allows: seven days.
-const MAX_PRESIGN_SECS: u64 = 7 * 24 * 3600;
+pub const MAX_PRESIGN_SECS: u64 = 7 * 24 * 3600;
 
 static INFO: StoreInfo = StoreInfo {
     name: "s3",
@@ -109,45 +109,6 @@ pub struct S3Options {
 }
 
 impl S3Options {
-    /// Reads and checks the settings; nothing is contacted.
-    pub fn from_args(backend: &BackendArgs, prefix: &str) -> Result<S3Options, String> {
-        let bucket = backend.require_bucket("s3")?.to_owned();
-        let endpoint = match backend.aws_endpoint_url.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(url) => {
-                let parsed = reqwest::Url::parse(url)
-                    .map_err(|e| format!("AWS_ENDPOINT_URL={url:?} is not a URL: {e}"))?;
-                if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-                    return Err(format!(
-                        "AWS_ENDPOINT_URL={url:?} must be an http(s) URL such as http://127.0.0.1:5000"
-                    ));
-                }
-                Some(url.trim_end_matches('/').to_owned())
-            }
-        };
-        let region = backend.aws_region.trim();
-        if region.is_empty() {
-            return Err("AWS_REGION must not be empty for the s3 store".to_owned());
-        }
-        let ttl = backend.presign_ttl.as_secs();
-        if !(1..=MAX_PRESIGN_SECS).contains(&ttl) {
-            return Err(format!(
-                "STATE_PRESIGN_TTL is {ttl} s; S3 presigned URLs need 1 to {MAX_PRESIGN_SECS} s (7 days)"
-            ));
-        }
-        if backend.backend_timeout.is_zero() {
-            return Err("STATE_BACKEND_TIMEOUT_SECS must be above 0 for the s3 store".to_owned());
-        }
-        Ok(S3Options {
-            bucket,
-            prefix: prefix.to_owned(),
-            region: region.to_owned(),
-            endpoint,
-            presign_ttl: Duration::from_secs(ttl),
-            timeout: backend.backend_timeout,
-        })
-    }
-
     /// The `object_store` client that holds the credential chain and
     /// signs presigned URLs. Building it contacts nothing. It sends no
     /// request of its own, so its retries are switched off.
@@ -222,16 +183,16 @@ fn condition_headers(call: Call, condition: &Condition) -> Result<Call> {
 
 /// What a 404 means for a write under `condition`: the object is gone,
 /// which fails `If-Match` (S3 answers 404 `NoSuchKey` there).
-fn missing_for(key: &Key, condition: &Condition) -> impl FnOnce(&str, String) -> Error {
+fn missing_for(key: &Key, condition: &Condition) -> impl Fn(&str, String) -> Error {
     let conditional = matches!(condition, Condition::IfMatch(_));
     let key = key.to_string();
     move |code, text| {
         if conditional && code != "NoSuchUpload" {
-            Error::PreconditionFailed(text)
+            Error::new(ErrorKind::PreconditionFailed, text)
         } else if code == "NoSuchKey" {
-            Error::KeyNotFound(key)
+            Error::key_not_found(&key)
         } else {
-            Error::Internal(text)
+            Error::new(ErrorKind::Internal, text)
         }
     }
 }
@@ -240,10 +201,12 @@ fn missing_for(key: &Key, condition: &Condition) -> impl FnOnce(&str, String) ->
 /// `ConditionalRequestConflict` when conditional writers race: either way
 /// this write did not happen and the writer must read again.
 fn precondition_of(condition: &Condition, error: Error) -> Error {
-    match (condition, error) {
-        (Condition::None, error) => error,
-        (_, Error::Conflict(text)) => Error::PreconditionFailed(text),
-        (_, error) => error,
+    match condition {
+        Condition::None => error,
+        _ if error.kind() == ErrorKind::KeyConflict => {
+            error.into_kind(ErrorKind::PreconditionFailed)
+        }
+        _ => error,
     }
 }
 
@@ -252,7 +215,12 @@ fn etag_of(response: &Response, what: &str) -> Result<Version> {
     header(response.headers(), "etag")
         .filter(|etag| !etag.trim_matches('"').is_empty())
         .map(Version::new)
-        .ok_or_else(|| Error::Internal(format!("S3 {what} answered without an ETag")))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("S3 {what} answered without an ETag"),
+            )
+        })
 }
 
 impl S3Store {
@@ -296,20 +264,26 @@ impl S3Store {
     /// Size, version and metadata of an object.
     async fn head_object(&self, key: &Key) -> Result<Head> {
         let what = "metadata read";
-        let deadline = self.api.deadline();
+        let deadline = self.api.http.deadline();
         let call = Call::new(Method::HEAD, self.api.object_url(&self.name(key)));
         // A HEAD answer has no body, so a missing bucket looks like a
         // missing key here.
         let response = self
             .api
-            .send_ok(&call, Retry::Idempotent, deadline, what, |_, _| {
-                Error::KeyNotFound(key.to_string())
+            .http
+            .send_ok(call, Retry::Idempotent, deadline, what, |_, _| {
+                Error::key_not_found(key)
             })
             .await?;
         let headers = response.headers();
         let size = header(headers, "content-length")
             .and_then(|size| size.parse().ok())
-            .ok_or_else(|| Error::Internal(format!("S3 {what} answered without a size")))?;
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Internal,
+                    format!("S3 {what} answered without a size"),
+                )
+            })?;
         Ok(Head {
             size,
             version: etag_of(&response, what)?,
@@ -334,17 +308,13 @@ impl S3Store {
                 .body(data),
             condition,
         )?;
-        // The same bytes written again unconditionally change nothing; a
-        // conditional write is never repeated once sent.
-        let retry = match condition {
-            Condition::None => Retry::Idempotent,
-            _ => Retry::UnlessSent,
-        };
-        let deadline = self.api.deadline();
-        let response = self.api.send(&call, retry, deadline, what).await?;
+        let deadline = self.api.http.deadline();
+        let retry = Retry::for_write(condition);
+        let response = self.api.http.send(call, retry, deadline, what).await?;
         if !response.status().is_success() {
             let error = self
                 .api
+                .http
                 .failure(response, deadline, what, missing_for(key, condition))
                 .await;
             return Err(precondition_of(condition, error));
@@ -360,27 +330,68 @@ impl S3Store {
         }
         let current = match self.head_object(key).await {
             Ok(head) => Some(head.version),
-            Err(Error::KeyNotFound(_)) => None,
+            Err(e) if e.kind() == ErrorKind::KeyNotFound => None,
             Err(other) => return Err(other),
         };
         match (condition, current) {
-            (Condition::IfAbsent, Some(_)) => {
-                Err(Error::PreconditionFailed(format!("'{key}' already exists")))
-            }
+            (Condition::IfAbsent, Some(_)) => Err(Error::new(
+                ErrorKind::PreconditionFailed,
+                format!("'{key}' already exists"),
+            )),
             (Condition::IfMatch(expected), current) if current.as_ref() != Some(expected) => {
-                Err(Error::PreconditionFailed(format!(
-                    "'{key}' does not have ETag {}",
-                    expected.etag()
-                )))
+                Err(Error::new(
+                    ErrorKind::PreconditionFailed,
+                    format!("'{key}' does not have ETag {}", expected.etag()),
+                ))
             }
             _ => Ok(()),
         }
     }
 
+    /// One `ListObjectsV2` page of names under `name_prefix`.
+    async fn list_page(
+        &self,
+        name_prefix: &str,
+        delimiter: Option<&str>,
+        token: Option<String>,
+    ) -> Result<Page> {
+        let what = "listing";
+        let mut query = vec![
+            ("list-type", "2"),
+            ("max-keys", PAGE_SIZE),
+            ("prefix", name_prefix),
+        ];
+        if let Some(delimiter) = delimiter {
+            query.push(("delimiter", delimiter));
+        }
+        if let Some(token) = &token {
+            query.push(("continuation-token", token.as_str()));
+        }
+        // SigV4 wants the parameters sorted; S3 accepts any order.
+        query.sort_unstable();
+        let call = Call::new(Method::GET, self.api.url_with_query(None, &query));
+        // Each page has its own deadline: a long listing is many calls.
+        let missing = |_: &str, text| Error::new(ErrorKind::Internal, text);
+        let page: ListPage = self
+            .api
+            .xml_call(call, Retry::Idempotent, what, missing)
+            .await?;
+        let names = page
+            .contents
+            .into_iter()
+            .map(|object| object.key)
+            .chain(page.common_prefixes.into_iter().map(|p| p.prefix))
+            .collect();
+        Ok(Page {
+            names,
+            next: page.next_continuation_token.filter(|_| page.is_truncated),
+        })
+    }
+
     async fn presigned_url(&self, key: &Key) -> Result<String> {
         let path = object_store::path::Path::parse(self.name(key))
-            .map_err(|e| Error::Internal(format!("cannot presign '{key}': {e}")))?;
-        let deadline = self.api.deadline();
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot presign '{key}': {e}")))?;
+        let deadline = self.api.http.deadline();
         // Loading credentials may call out (web identity, metadata).
         match tokio::time::timeout_at(
             deadline,
@@ -388,8 +399,11 @@ impl S3Store {
         )
         .await
         {
-            Err(_) => Err(api::timed_out("presigning", self.api.timeout)),
-            Ok(Err(e)) => Err(Error::Unavailable(format!("S3 presigning: {e}"))),
+            Err(_) => Err(self.api.http.timed_out("presigning")),
+            Ok(Err(e)) => Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("S3 presigning: {e}"),
+            )),
             Ok(Ok(url)) => Ok(url.to_string()),
         }
     }
@@ -403,24 +417,25 @@ impl Store for S3Store {
 
     async fn get(&self, key: &Key) -> Result<Object> {
         let what = "download";
-        let deadline = self.api.deadline();
+        let deadline = self.api.http.deadline();
         let call = Call::new(Method::GET, self.api.object_url(&self.name(key)));
         let response = self
             .api
+            .http
             .send_ok(
-                &call,
+                call,
                 Retry::Idempotent,
                 deadline,
                 what,
                 |code, text| match code {
-                    "NoSuchKey" | "" => Error::KeyNotFound(key.to_string()),
-                    _ => Error::Internal(text),
+                    "NoSuchKey" | "" => Error::key_not_found(key),
+                    _ => Error::new(ErrorKind::Internal, text),
                 },
             )
             .await?;
         // The ETag of exactly these bytes, from the same answer.
         let version = etag_of(&response, what)?;
-        http_backend::downloaded_object("S3", response, version, deadline, self.api.timeout).await
+        self.api.http.downloaded(response, version, deadline).await
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {
@@ -455,69 +470,27 @@ impl Store for S3Store {
             Call::new(Method::DELETE, self.api.object_url(&self.name(key))),
             &condition,
         )?;
-        let retry = match condition {
-            Condition::None => Retry::Idempotent,
-            _ => Retry::UnlessSent,
-        };
-        let deadline = self.api.deadline();
-        let response = self.api.send(&call, retry, deadline, what).await?;
+        let deadline = self.api.http.deadline();
+        let retry = Retry::for_write(&condition);
+        let response = self.api.http.send(call, retry, deadline, what).await?;
         if response.status().is_success() {
             return Ok(());
         }
         let error = self
             .api
+            .http
             .failure(response, deadline, what, missing_for(key, &condition))
             .await;
         Err(precondition_of(&condition, error))
     }
 
     async fn list(&self, prefix: &str, delimiter: Option<&str>) -> Result<Listing> {
-        let what = "listing";
         let delimiter = delimiter.filter(|d| !d.is_empty());
         let name_prefix = self.names.name(prefix);
-        let mut builder = ListingBuilder::new(prefix, delimiter);
-        let mut token: Option<String> = None;
-        loop {
-            let mut query = vec![
-                ("list-type", "2"),
-                ("max-keys", PAGE_SIZE),
-                ("prefix", name_prefix.as_str()),
-            ];
-            if let Some(delimiter) = delimiter {
-                query.push(("delimiter", delimiter));
-            }
-            if let Some(token) = &token {
-                query.push(("continuation-token", token.as_str()));
-            }
-            // SigV4 wants the parameters sorted; S3 accepts any order.
-            query.sort_unstable();
-            let call = Call::new(Method::GET, self.api.url_with_query(None, &query));
-            // Each page has its own deadline: a long listing is many calls.
-            let deadline = self.api.deadline();
-            let missing = |_: &str, text| Error::Internal(text);
-            let response = self
-                .api
-                .send_ok(&call, Retry::Idempotent, deadline, what, missing)
-                .await?;
-            let page: ListPage = self.api.xml(response, deadline, what, missing).await?;
-            // Common prefixes end with the delimiter, so the builder files
-            // them as prefixes again; it also sorts and drops duplicates.
-            for name in page
-                .contents
-                .iter()
-                .map(|object| object.key.as_str())
-                .chain(page.common_prefixes.iter().map(|p| p.prefix.as_str()))
-            {
-                if let Some(key) = self.names.key(name) {
-                    builder.push(key);
-                }
-            }
-            match page.next_continuation_token.filter(|t| !t.is_empty()) {
-                Some(next) if page.is_truncated => token = Some(next),
-                _ => break,
-            }
-        }
-        Ok(builder.finish())
+        listing::follow_pages(&self.names, prefix, delimiter, |token| {
+            self.list_page(&name_prefix, delimiter, token)
+        })
+        .await
     }
 
     async fn get_attr(&self, key: &Key, name: &str) -> Result<String> {
@@ -534,7 +507,7 @@ impl Store for S3Store {
             "version" => Ok(head.version_id.unwrap_or_else(|| "null".to_owned())),
             // S3 leaves the header out for the standard class.
             "storage_class" => Ok(head.storage_class.unwrap_or_else(|| "STANDARD".to_owned())),
-            _ => Err(Error::UnsupportedAttribute(name.to_owned())),
+            _ => Err(Error::unsupported_attribute(name)),
         }
     }
 
@@ -542,7 +515,7 @@ impl Store for S3Store {
     /// itself with the new content type (`MetadataDirective: REPLACE`).
     async fn set_attr(&self, key: &Key, name: &str, value: &str) -> Result<()> {
         if name != "content_type" {
-            return Err(Error::UnsupportedAttribute(name.to_owned()));
+            return Err(Error::unsupported_attribute(name));
         }
         if value.trim().is_empty() {
             return Err(Error::bad_request("content_type cannot be empty"));
@@ -553,24 +526,15 @@ impl Store for S3Store {
             .header("x-amz-copy-source", &self.api.copy_source(&object))?
             .header("x-amz-metadata-directive", "REPLACE")?
             .header("content-type", value)?;
-        let deadline = self.api.deadline();
-        // Copying the current object with the same type twice is harmless.
-        let response = self
-            .api
-            .send(&call, Retry::Idempotent, deadline, what)
-            .await?;
-        let key_text = key.to_string();
-        let missing = move |code: &str, text| match code {
-            "NoSuchKey" | "" => Error::KeyNotFound(key_text),
-            _ => Error::Internal(text),
+        let missing = |code: &str, text| match code {
+            "NoSuchKey" | "" => Error::key_not_found(key),
+            _ => Error::new(ErrorKind::Internal, text),
         };
-        if !response.status().is_success() {
-            return Err(self.api.failure(response, deadline, what, missing).await);
-        }
         #[derive(Deserialize)]
         struct CopyObjectResult {}
+        // Copying the current object with the same type twice is harmless.
         self.api
-            .xml::<CopyObjectResult>(response, deadline, what, missing)
+            .xml_call::<CopyObjectResult>(call, Retry::Idempotent, what, missing)
             .await
             .map(|_| ())
     }
@@ -586,17 +550,21 @@ impl Store for S3Store {
             ("prefix", prefix.as_str()),
         ];
         let call = Call::new(Method::GET, self.api.url_with_query(None, &query));
-        let deadline = self.api.deadline();
+        let deadline = self.api.http.deadline();
         let response = self
             .api
-            .send(&call, Retry::Idempotent, deadline, what)
+            .http
+            .send(call, Retry::Idempotent, deadline, what)
             .await?;
         if response.status().is_success() {
             return Ok(());
         }
         Err(self
             .api
-            .failure(response, deadline, what, |_, text| Error::Internal(text))
+            .http
+            .failure(response, deadline, what, |_, text| {
+                Error::new(ErrorKind::Internal, text)
+            })
             .await)
     }
 }

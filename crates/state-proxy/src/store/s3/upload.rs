@@ -22,10 +22,11 @@ use futures_util::stream::FuturesUnordered;
 use http::Method;
 use serde::Deserialize;
 
-use super::api::{Api, Call, Retry, header};
+use super::api::Api;
 use super::{S3Store, condition_headers, missing_for, precondition_of};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
+use crate::store::http_client::{Call, Retry, header};
 use crate::store::{ByteStream, Condition, Version};
 
 /// Size of every part but the last (S3 wants at least 5 MiB).
@@ -134,10 +135,13 @@ async fn send_parts(
         };
         number += 1;
         if u64::from(number) > MAX_PARTS {
-            return Err(Error::PayloadTooLarge(format!(
-                "the body needs more than {MAX_PARTS} parts of {} bytes",
-                parts.part_size
-            )));
+            return Err(Error::new(
+                ErrorKind::PayloadTooLarge,
+                format!(
+                    "the body needs more than {MAX_PARTS} parts of {} bytes",
+                    parts.part_size
+                ),
+            ));
         }
         if in_flight.len() >= PARTS_IN_FLIGHT
             && let Some(done) = in_flight.next().await
@@ -190,15 +194,10 @@ impl MultipartUpload {
             api.url_with_query(Some(&name), &[("uploads", "")]),
         )
         .header("content-type", super::CONTENT_TYPE)?;
-        let deadline = api.deadline();
+        let missing = |_: &str, text| Error::new(ErrorKind::Internal, text);
         // Not repeated once sent: a second start would leave an orphan.
-        let response = api.send(&call, Retry::UnlessSent, deadline, what).await?;
-        let missing = |_: &str, text| Error::Internal(text);
-        if !response.status().is_success() {
-            return Err(api.failure(response, deadline, what, missing).await);
-        }
         let started: InitiateMultipartUploadResult =
-            api.xml(response, deadline, what, missing).await?;
+            api.xml_call(call, Retry::UnlessSent, what, missing).await?;
         tracing::debug!(name, upload_id = %started.upload_id, "multipart upload started");
         Ok(MultipartUpload {
             api,
@@ -217,18 +216,27 @@ impl MultipartUpload {
             &[("partNumber", &number_text), ("uploadId", &self.upload_id)],
         );
         let call = Call::new(Method::PUT, url).body(data);
-        let deadline = self.api.deadline();
+        let deadline = self.api.http.deadline();
         // A part sent again replaces itself.
         let response = self
             .api
-            .send(&call, Retry::Idempotent, deadline, what)
+            .http
+            .send(call, Retry::Idempotent, deadline, what)
             .await?;
         if !response.status().is_success() {
-            let missing = |_: &str, text| Error::Internal(text);
-            return Err(self.api.failure(response, deadline, what, missing).await);
+            let missing = |_: &str, text| Error::new(ErrorKind::Internal, text);
+            return Err(self
+                .api
+                .http
+                .failure(response, deadline, what, missing)
+                .await);
         }
-        let etag = header(response.headers(), "etag")
-            .ok_or_else(|| Error::Internal(format!("S3 {what} answered without an ETag")))?;
+        let etag = header(response.headers(), "etag").ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("S3 {what} answered without an ETag"),
+            )
+        })?;
         Ok((number, etag.to_owned()))
     }
 
@@ -259,26 +267,15 @@ impl MultipartUpload {
             .body(Bytes::from(document)),
             condition,
         )?;
-        let deadline = self.api.deadline();
-        let response = self
+        let result = self
             .api
-            .send(&call, Retry::UnlessSent, deadline, what)
-            .await?;
-        let result = if response.status().is_success() {
-            self.api
-                .xml::<CompleteMultipartUploadResult>(
-                    response,
-                    deadline,
-                    what,
-                    missing_for(key, condition),
-                )
-                .await
-        } else {
-            Err(self
-                .api
-                .failure(response, deadline, what, missing_for(key, condition))
-                .await)
-        };
+            .xml_call::<CompleteMultipartUploadResult>(
+                call,
+                Retry::UnlessSent,
+                what,
+                missing_for(key, condition),
+            )
+            .await;
         match result {
             Ok(done) => {
                 self.finished.store(true, Ordering::Relaxed);
@@ -302,14 +299,14 @@ async fn abort(api: &Api, name: &str, upload_id: &str) {
         Method::DELETE,
         api.url_with_query(Some(name), &[("uploadId", upload_id)]),
     );
-    let deadline = api.deadline();
-    match api.send(&call, Retry::Idempotent, deadline, what).await {
+    let deadline = api.http.deadline();
+    match api.http.send(call, Retry::Idempotent, deadline, what).await {
         Ok(response) if response.status().is_success() => {
             tracing::debug!(name, upload_id, "multipart upload aborted");
         }
         Ok(response) => {
-            let missing = |_: &str, text| Error::Internal(text);
-            let error = api.failure(response, deadline, what, missing).await;
+            let missing = |_: &str, text| Error::new(ErrorKind::Internal, text);
+            let error = api.http.failure(response, deadline, what, missing).await;
             tracing::warn!(name, upload_id, error = %error, "cannot abort a multipart upload");
         }
         Err(error) => {

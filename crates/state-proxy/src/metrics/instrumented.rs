@@ -11,10 +11,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
-use super::{Body, ByteStream, Condition, Listing, Object, ObjectMeta, Store, StoreInfo, Version};
+use super::{BackendOperation, Metrics};
 use crate::error::Result;
 use crate::key::Key;
-use crate::metrics::{BackendOperation, Metrics};
+use crate::store::{
+    Body, ByteStream, Condition, Listing, Object, ObjectMeta, Store, StoreInfo, Version,
+};
 use crate::timing;
 
 pub struct InstrumentedStore {
@@ -147,6 +149,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::error::ErrorKind;
+    use crate::error::kind_of;
     use crate::store::memory::MemoryStore;
 
     fn key(k: &str) -> Key {
@@ -173,7 +177,7 @@ mod tests {
                     Condition::IfAbsent,
                 )
                 .await;
-            assert!(matches!(again, Err(crate::Error::PreconditionFailed(_))));
+            assert_eq!(kind_of(&again), Some(ErrorKind::PreconditionFailed));
             store.head(&key("a")).await.unwrap();
             store.probe().await.unwrap();
         })

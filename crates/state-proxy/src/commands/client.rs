@@ -1,42 +1,19 @@
-//! Command line: `serve` (the default) and the client subcommands that
-//! let a person poke a running proxy without curl.
+//! The client commands: poke a running proxy over its socket without
+//! curl (`get`, `put`, `stat`, `ls`, `rm`, `meta`, `query`,
+//! `healthcheck`).
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 use state_client::{Client, ClientError, Condition, Readiness};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
-use crate::bench::BenchArgs;
-use crate::config::ServeArgs;
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "state-proxy",
-    version,
-    about = "State proxy sidecar for Asya actors: file-like state over a Unix socket",
-    args_conflicts_with_subcommands = true
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-
-    /// Without a subcommand, the proxy serves with these flags.
-    #[command(flatten)]
-    pub serve: ServeArgs,
-}
-
+/// The subcommands that talk to a running proxy.
 #[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Serve the socket protocol (the default).
-    Serve(ServeArgs),
-    /// Check that the configured backend enforces the conditions the
-    /// connector relies on; prints a table, exits non-zero on a failure.
-    /// Takes the flags and environment of `serve`.
-    Selftest(ServeArgs),
+pub enum ClientCommand {
     /// Print an object to stdout (or a file).
     Get {
         #[command(flatten)]
@@ -108,8 +85,6 @@ pub enum Command {
         #[arg(long, default_value_t = 2)]
         timeout: u64,
     },
-    /// Load a running proxy and print throughput and latency as JSON.
-    Bench(BenchArgs),
 }
 
 /// `state-proxy query`: the fields of a `POST /query` request.
@@ -194,27 +169,24 @@ impl ConditionArgs {
 }
 
 /// Runs a client subcommand; `Err` is the message to print.
-pub async fn run_client(command: Command) -> Result<(), String> {
-    run_client_command(command).await.map_err(|e| e.to_string())
+pub async fn run(command: ClientCommand) -> Result<(), String> {
+    run_command(command).await.map_err(|e| e.to_string())
 }
 
-async fn run_client_command(command: Command) -> Result<(), ClientError> {
+async fn run_command(command: ClientCommand) -> Result<(), ClientError> {
     match command {
-        Command::Serve(_) | Command::Selftest(_) | Command::Bench(_) => {
-            unreachable!("handled by main")
-        }
-        Command::Get {
+        ClientCommand::Get {
             target,
             key,
             output,
         } => get(&target, &key, output).await,
-        Command::Put {
+        ClientCommand::Put {
             target,
             key,
             file,
             condition,
         } => put(&target, &key, file, condition.condition()).await,
-        Command::Stat { target, key } => {
+        ClientCommand::Stat { target, key } => {
             let client = Client::new(&target.socket);
             match client.head(&key).await? {
                 Some(stat) => {
@@ -225,7 +197,7 @@ async fn run_client_command(command: Command) -> Result<(), ClientError> {
                 None => Err(ClientError::Local(format!("{key}: not found"))),
             }
         }
-        Command::Ls {
+        ClientCommand::Ls {
             target,
             prefix,
             recursive,
@@ -242,7 +214,7 @@ async fn run_client_command(command: Command) -> Result<(), ClientError> {
                 .try_for_each(|line| writeln!(out, "{line}"))
                 .map_err(|e| ClientError::Local(format!("writing output: {e}")))
         }
-        Command::Rm {
+        ClientCommand::Rm {
             target,
             key,
             if_match,
@@ -250,12 +222,12 @@ async fn run_client_command(command: Command) -> Result<(), ClientError> {
             let condition = if_match.map_or(Condition::None, Condition::IfMatch);
             Client::new(&target.socket).delete(&key, condition).await
         }
-        Command::Healthcheck {
+        ClientCommand::Healthcheck {
             target,
             ready,
             timeout,
         } => healthcheck(&target, ready, timeout).await,
-        Command::Query(args) => {
+        ClientCommand::Query(args) => {
             let request = args.request().map_err(ClientError::Local)?;
             let answer = Client::new(&args.target.socket).query(&request).await?;
             let text = serde_json::to_string_pretty(&answer)
@@ -263,7 +235,7 @@ async fn run_client_command(command: Command) -> Result<(), ClientError> {
             println!("{text}");
             Ok(())
         }
-        Command::Meta {
+        ClientCommand::Meta {
             target,
             key,
             attr,
@@ -362,12 +334,15 @@ fn local(path: &std::path::Path, e: std::io::Error) -> ClientError {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use clap::Parser;
     use serde_json::json;
+
+    use super::*;
+    use crate::commands::{Cli, Command};
 
     fn request(args: &[&str]) -> serde_json::Value {
         let cli = Cli::try_parse_from(args).unwrap();
-        let Some(Command::Query(query)) = cli.command else {
+        let Some(Command::Client(ClientCommand::Query(query))) = cli.command else {
             panic!("not a query command");
         };
         query.request().unwrap()
@@ -411,7 +386,7 @@ mod tests {
     fn a_filter_that_is_not_json_is_refused_before_sending() {
         let cli =
             Cli::try_parse_from(["state-proxy", "query", "--filter", "status=failed"]).unwrap();
-        let Some(Command::Query(query)) = cli.command else {
+        let Some(Command::Client(ClientCommand::Query(query))) = cli.command else {
             panic!("not a query command");
         };
         assert!(

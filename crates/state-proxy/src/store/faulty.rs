@@ -1,0 +1,99 @@
+//! A test double: a decorator that injects faults into any store, so that
+//! tests see what the proxy does over a dishonest or failing backend. It
+//! serves the self-test's unit tests (a backend that ignores conditions,
+//! as some emulators do) and the operations tests (a backend whose
+//! readiness probe fails). The proxy itself never builds one.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+
+use super::{Body, Condition, Listing, Object, ObjectMeta, Store, StoreInfo, Version};
+use crate::error::{Error, ErrorKind, Result};
+use crate::key::Key;
+
+/// What a failing probe answers.
+pub const PROBE_FAILURE: &str = "injected: bucket unreachable";
+
+/// `inner`, honest until told otherwise.
+pub struct FaultyStore {
+    inner: Arc<dyn Store>,
+    ignore_write_conditions: AtomicBool,
+    fail_probes: AtomicBool,
+    probes: AtomicUsize,
+}
+
+impl FaultyStore {
+    pub fn new(inner: Arc<dyn Store>) -> FaultyStore {
+        FaultyStore {
+            inner,
+            ignore_write_conditions: AtomicBool::new(false),
+            fail_probes: AtomicBool::new(false),
+            probes: AtomicUsize::new(0),
+        }
+    }
+
+    /// Writes drop their condition (deletes keep theirs).
+    pub fn ignore_write_conditions(&self, ignore: bool) {
+        self.ignore_write_conditions.store(ignore, Ordering::SeqCst);
+    }
+
+    /// Probes answer `unavailable` with [`PROBE_FAILURE`].
+    pub fn fail_probes(&self, fail: bool) {
+        self.fail_probes.store(fail, Ordering::SeqCst);
+    }
+
+    /// How many probes reached the store.
+    pub fn probes(&self) -> usize {
+        self.probes.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Store for FaultyStore {
+    fn info(&self) -> &StoreInfo {
+        self.inner.info()
+    }
+
+    async fn get(&self, key: &Key) -> Result<Object> {
+        self.inner.get(key).await
+    }
+
+    async fn head(&self, key: &Key) -> Result<ObjectMeta> {
+        self.inner.head(key).await
+    }
+
+    async fn put(&self, key: &Key, body: Body, condition: Condition) -> Result<Version> {
+        let condition = if self.ignore_write_conditions.load(Ordering::SeqCst) {
+            Condition::None
+        } else {
+            condition
+        };
+        self.inner.put(key, body, condition).await
+    }
+
+    async fn delete(&self, key: &Key, condition: Condition) -> Result<()> {
+        self.inner.delete(key, condition).await
+    }
+
+    async fn list(&self, prefix: &str, delimiter: Option<&str>) -> Result<Listing> {
+        self.inner.list(prefix, delimiter).await
+    }
+
+    async fn get_attr(&self, key: &Key, name: &str) -> Result<String> {
+        self.inner.get_attr(key, name).await
+    }
+
+    async fn set_attr(&self, key: &Key, name: &str, value: &str) -> Result<()> {
+        self.inner.set_attr(key, name, value).await
+    }
+
+    async fn probe(&self) -> Result<()> {
+        self.probes.fetch_add(1, Ordering::SeqCst);
+        if self.fail_probes.load(Ordering::SeqCst) {
+            return Err(Error::new(ErrorKind::Unavailable, PROBE_FAILURE));
+        }
+        self.inner.probe().await
+    }
+}
