@@ -8,7 +8,7 @@
 #                                        two checkpoints (the crew runtimes' logs)
 #   disrupt.sh storage-restart end       start it again on the same port (the
 #                                        pods have that address), buckets created
-#   disrupt.sh x-sink-restart begin      podman kube down x-sink's pod
+#   disrupt.sh x-sink-restart begin      stop x-sink's pod (SIGTERM), podman kube down it
 #   disrupt.sh x-sink-restart felt ID…   exit 0 once the pod is gone
 #   disrupt.sh x-sink-restart end        podman kube play it again, wait until
 #                                        every container passes its readiness probe
@@ -77,6 +77,9 @@ case "$disruption $step" in
   "storage-restart felt") checkpoints_failed "$@" ;;
   "storage-restart end") storage start_again ;;
   "x-sink-restart begin")
+    # Stopped first (SIGTERM to every container, as kube down does), so
+    # that their logs, which kube down removes, can be kept whole.
+    podman pod stop "$SINK_POD" >/dev/null
     for container in runtime sidecar state-proxy; do
       podman logs "$SINK_POD-$container" >"$E2E_LOG_DIR/$SINK_POD-$container.before-restart.log" 2>&1 || true
     done
