@@ -122,7 +122,7 @@ play() {
 # <transport|storage>-<file>, into $log_dir.
 keep_logs() {
   local name role file
-  for name in $(podman ps --all --format '{{if not .IsInfra}}{{.Names}}{{end}}'); do
+  for name in $(containers); do
     podman logs "$name" >"$log_dir/$name.log" 2>&1 || true
   done
   for role in transport storage; do
@@ -133,14 +133,20 @@ keep_logs() {
   return 0
 }
 
-# locked_down: every container runs as 65532:65532 on a read-only root.
-locked_down() {
-  local name found status=0
-  for name in $(podman ps --all --format '{{if not .IsInfra}}{{.Names}}{{end}}'); do
-    found=$(podman inspect --format '{{.Config.User}} {{.HostConfig.ReadonlyRootfs}}' "$name")
-    [ "$found" = "65532:65532 true" ] || { echo "run.sh: $name runs as user:group read-only = $found" >&2; status=1; }
+# every_container WHAT FORMAT EXPECTED: `podman inspect --format FORMAT`
+# of every container (infra containers left out) is EXPECTED.
+every_container() {
+  local what=$1 format=$2 expected=$3 name found status=0
+  for name in $(containers); do
+    found=$(podman inspect --format "$format" "$name")
+    [ "$found" = "$expected" ] || { echo "run.sh: $name: $what = $found, not $expected" >&2; status=1; }
   done
   return "$status"
+}
+
+# containers: the names of the run's containers, infra containers left out.
+containers() {
+  podman ps --all --format '{{if not .IsInfra}}{{.Names}}{{end}}'
 }
 
 # run_profile PROFILE: steps 1 to 4 (the caller brings it down).
@@ -182,7 +188,7 @@ run_profile() {
   step "$profile: playing ${#deployments[@]} pods"
   play "${deployments[@]}"
   "$python" "$E2E_DIR/tools/readiness.py" 90 "${deployments[@]}"
-  locked_down
+  every_container "user, read-only root" '{{.Config.User}} {{.HostConfig.ReadonlyRootfs}}' "65532:65532 true"
 
   step "$profile: the tests through the gateway"
   { "$python" "$E2E_DIR/tools/profile.py" "$yaml" check-env && cat "$E2E_DIR/storage/$backend.env"; } >"$profile_dir/$profile.env"
@@ -193,17 +199,6 @@ run_profile() {
     --disruption "x-sink-restart=$E2E_DIR/disrupt.sh x-sink-restart"
 }
 
-# ran_cleanly: no container (the queue setup included) was restarted after
-# exiting on its own, and each exited 0 when its pod was stopped (SIGTERM).
-ran_cleanly() {
-  local name found status=0
-  for name in $(podman ps --all --format '{{if not .IsInfra}}{{.Names}}{{end}}'); do
-    found=$(podman inspect --format '{{.RestartCount}} {{.State.ExitCode}}' "$name")
-    [ "$found" = "0 0" ] || { echo "run.sh: $name: restarts, exit code = $found" >&2; status=1; }
-  done
-  return "$status"
-}
-
 # bring_down PROFILE: step 5; fails when a container was restarted or did
 # not stop cleanly, or something is left behind.
 bring_down() {
@@ -211,7 +206,9 @@ bring_down() {
   step "$1: stopping every pod"
   podman pod stop --all >/dev/null 2>>"$log_dir/kube-play.log" || status=1
   keep_logs
-  ran_cleanly || status=1
+  # None was started again after exiting on its own (restartPolicy:
+  # Always), and each exited 0 on SIGTERM.
+  every_container "restarts, exit code" '{{.RestartCount}} {{.State.ExitCode}}' "0 0" || status=1
   containers_clear "$profile_dir"/pods/*.yaml
   stop_emulators || status=1
   left=$(containers_left)
