@@ -212,7 +212,7 @@ bring_down() {
   containers_clear "$profile_dir"/pods/*.yaml
   stop_emulators || status=1
   left=$(containers_left)
-  [ -z "$left" ] || { echo "run.sh: left in the store after $1:" $left >&2; status=1; }
+  [ -z "$left" ] || { echo "run.sh: left in the store after $1: $(tr '\n' ' ' <<<"$left")" >&2; status=1; }
   return "$status"
 }
 
