@@ -1,14 +1,15 @@
 # Developer entry points. `make test` is what CI runs (see .ci/run).
 
-.PHONY: run test unit component integration lint
+.PHONY: run test unit component integration e2e lint
 
 # The proxy on the embedded default: fs store in ./state-data, socket ./state.sock.
 run:
 	cargo run --release --locked -p state-proxy -- serve
 
 # Everything: unit and in-process conformance tests, every component
-# profile, then every integration profile (the actor pipeline).
-test: unit component integration
+# profile, every integration profile (the actor pipeline), then the E2E
+# level (images, charts, the pipeline as containers from the charts).
+test: unit component integration e2e
 
 unit:
 	cargo test --release --locked --workspace
@@ -18,6 +19,11 @@ component:
 
 integration:
 	$(MAKE) -C testing/integration/gateway-actors test
+
+# Installs what it needs (buildah, podman, runc, helm, kubernetes-validate)
+# and reuses the release binaries the steps before built.
+e2e:
+	$(MAKE) -C testing/e2e test
 
 lint:
 	cargo fmt --all -- --check

@@ -20,6 +20,9 @@ import yaml
 
 E2E_DIR = Path(__file__).resolve().parent
 CREW_CHART = E2E_DIR.parent.parent / "deploy" / "helm" / "asya-crew"
+# The integration level's tools; the gateway chart's default flows must be
+# the same, so that both levels run the same tests.
+INTEGRATION_FLOWS = E2E_DIR.parent / "integration" / "gateway-actors" / "flows.json"
 
 # Connectors per profile, as the integration level runs them.
 CONNECTORS = {
@@ -166,9 +169,11 @@ def check_rendered_profile(checks, profile, form, directory):
         queued = set(args[args.index("--actors") + 1].split(","))
         deployed = {name for name, kind, spec in specs if kind == "Deployment" and name != "asya-gateway"}
         checks.check(f"{where}: every actor has a queue", deployed <= queued, deployed - queued)
-        flows = next(d for d in docs if d["kind"] == "ConfigMap")
-        entrypoints = {f["entrypoint"] for f in json.loads(flows["data"]["flows.json"])["flows"]}
+        flows = json.loads(next(d for d in docs if d["kind"] == "ConfigMap")["data"]["flows.json"])
+        entrypoints = {f["entrypoint"] for f in flows["flows"]}
         checks.check(f"{where}: every flow's entrypoint is deployed", entrypoints <= deployed, entrypoints - deployed)
+        integration = json.loads(INTEGRATION_FLOWS.read_text())
+        checks.check(f"{where}: the gateway's flows are the integration level's", flows == integration, flows)
 
 
 BASE = ["transport.type=sqs", "persistence.enabled=true", "persistence.backend=s3", "persistence.config.bucket=results"]

@@ -2,8 +2,8 @@
 # `make images`: builds the images into the store run/images/ (its own
 # storage, like every run) and lists them with their sizes:
 #
-#   images.sh          state proxy images, and the mesh image when the mesh
-#                      binary is built (target/release/asya-mesh)
+#   images.sh          the state proxy images and the mesh image, from
+#                      target/release (make images builds the binaries first)
 #   images.sh clean    remove that store
 #
 # Inspect the images afterwards with the store's configuration:
@@ -21,10 +21,5 @@ if [ "${1:-}" = clean ]; then
 fi
 
 containers_env "$store"
-"$REPO_ROOT/deploy/images/build.sh" state-proxy
-if [ -x "$REPO_ROOT/target/release/asya-mesh" ]; then
-  "$REPO_ROOT/deploy/images/build.sh" mesh
-else
-  echo "images.sh: no asya-mesh image: it needs the mesh (asya-mesh binary, cargo build --release --locked -p asya-mesh)"
-fi
+"$REPO_ROOT/deploy/images/build.sh" all
 podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}'

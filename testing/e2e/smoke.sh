@@ -53,7 +53,7 @@ build_chart_dependencies
   --set x-sump.enabled=false --set "persistence.config.bucket=$STATE_BUCKET" \
   --set "persistence.config.accessKey=$AWS_ACCESS_KEY_ID" --set "persistence.config.secretKey=$AWS_SECRET_ACCESS_KEY" \
   >"$run_dir/crew.yaml"
-"$(dirname "$(kubernetes_validate_bin)")/python" - "$run_dir/crew.yaml" "$manifest" <<'PY'
+"$(e2e_python)" - "$run_dir/crew.yaml" "$manifest" <<'PY'
 import sys, yaml
 deployment = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "Deployment")
 spec = deployment["spec"]["template"]["spec"]
@@ -67,7 +67,7 @@ step "podman kube play"
 # kube play takes a path named like an image for a build context: run it
 # from the run directory, which holds none.
 (cd "$run_dir" && podman kube play "$manifest" >/dev/null)
-"$(dirname "$(kubernetes_validate_bin)")/python" "$E2E_DIR/tools/readiness.py" "$manifest" 60
+"$(e2e_python)" "$E2E_DIR/tools/readiness.py" 60 "$manifest"
 
 container=x-sink-pod-0-state-proxy
 step "checking the container"

@@ -33,6 +33,13 @@ kubernetes_validate_bin() {
   fi
 }
 
+# The Python of that environment: it has PyYAML, which the run's helpers
+# (readiness.py, split.py, profile.py) read manifests and profiles with.
+e2e_python() {
+  local validate
+  validate=$(kubernetes_validate_bin) && echo "$(dirname "$validate")/python"
+}
+
 # containers_env RUN_DIR: a configuration of the container tools that
 # belongs to this run alone (storage root, run root, temporary files,
 # events log), so that parallel runs on one machine never share an image
@@ -113,22 +120,37 @@ e2e_profiles() {
   done
 }
 
-# containers_teardown RUN_DIR [MANIFEST...]: what a run started with the
-# container tools, gone: the played manifests brought down, any container,
-# pod, volume, secret and image left in the run's store removed, and the
-# store deleted. For the trap of a run: it never fails.
-containers_teardown() {
-  local run_dir=$1
-  shift
+# containers_clear [MANIFEST...]: the played manifests brought down, and
+# any pod, container, volume and secret left in this run's store removed;
+# the images stay. Never fails.
+containers_clear() {
   local manifest
   for manifest in "$@"; do
     [ -f "$manifest" ] && podman kube down "$manifest" >/dev/null 2>&1
   done
+  podman pod rm --all --force >/dev/null 2>&1
+  podman rm --all --force >/dev/null 2>&1
+  podman volume rm --all --force >/dev/null 2>&1
+  podman secret rm --all >/dev/null 2>&1
+  return 0
+}
+
+# containers_left: what is still in this run's store besides images
+# (pods, containers, volumes), one a line; nothing after containers_clear.
+containers_left() {
+  podman pod ps --format 'pod {{.Name}}'
+  podman ps --all --format 'container {{.Names}}'
+  podman volume ls --format 'volume {{.Name}}'
+}
+
+# containers_teardown RUN_DIR [MANIFEST...]: what a run started with the
+# container tools, gone: containers_clear, the images and build containers
+# removed, and the store deleted. For the trap of a run: it never fails.
+containers_teardown() {
+  local run_dir=$1
+  shift
   if [ -d "$run_dir/storage" ]; then
-    podman pod rm --all --force >/dev/null 2>&1
-    podman rm --all --force >/dev/null 2>&1
-    podman volume rm --all --force >/dev/null 2>&1
-    podman secret rm --all >/dev/null 2>&1
+    containers_clear "$@"
     podman rmi --all --force >/dev/null 2>&1
     buildah rm --all >/dev/null 2>&1
   fi

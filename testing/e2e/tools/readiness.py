@@ -1,6 +1,6 @@
-"""Waits until every container of a played manifest passes its readiness probe.
+"""Waits until every container of played manifests passes its readiness probe.
 
-    python readiness.py MANIFEST SECONDS [PODMAN...]
+    python readiness.py SECONDS MANIFEST...
 
 podman 4.3's `kube play` ignores readinessProbe (and turns an exec
 livenessProbe into a healthcheck run through /bin/sh, which images built
@@ -12,8 +12,8 @@ SECONDS run out. On time-out it prints what each failing probe said and
 the container's last log lines, and exits 1.
 
 Container names follow kube play: <deployment>-pod-0-<container> for a
-Deployment, <pod>-<container> for a Pod. PODMAN is the command to run
-(default: podman); the container configuration comes from the environment.
+Deployment, <pod>-<container> for a Pod. The container configuration
+(CONTAINERS_CONF, ...) comes from the environment.
 """
 
 import subprocess
@@ -42,12 +42,12 @@ def probed_containers(manifest):
     return found
 
 
-def run_probe(podman, container, probe):
+def run_probe(container, probe):
     """(passed, what it said) of one exec probe."""
     timeout = probe.get("timeoutSeconds", 1)
     try:
         result = subprocess.run(
-            [*podman, "exec", container, *probe["exec"]["command"]],
+            ["podman", "exec", container, *probe["exec"]["command"]],
             capture_output=True, text=True, timeout=timeout + 5,
         )
     except subprocess.TimeoutExpired:
@@ -56,27 +56,27 @@ def run_probe(podman, container, probe):
 
 
 def main():
-    manifest, seconds = sys.argv[1], float(sys.argv[2])
-    podman = sys.argv[3:] or ["podman"]
-    pending = {name: probe for name, probe in probed_containers(manifest)}
+    seconds, manifests = float(sys.argv[1]), sys.argv[2:]
+    pending = {name: probe for manifest in manifests for name, probe in probed_containers(manifest)}
     if not pending:
-        print(f"readiness.py: {manifest} has no readiness probe to wait for", file=sys.stderr)
+        print(f"readiness.py: {' '.join(manifests)}: no readiness probe to wait for", file=sys.stderr)
         sys.exit(1)
+    count = len(pending)
     said = {}
     deadline = time.monotonic() + seconds
     while pending and time.monotonic() < deadline:
         for name, probe in list(pending.items()):
-            passed, said[name] = run_probe(podman, name, probe)
+            passed, said[name] = run_probe(name, probe)
             if passed:
                 del pending[name]
         if pending:
             time.sleep(min(p.get("periodSeconds", 10) for p in pending.values()) / 5)
     if not pending:
-        print(f"readiness.py: every container of {manifest} is ready")
+        print(f"readiness.py: {count} containers ready")
         return
     for name in pending:
         print(f"not ready after {seconds:.0f}s: {name}: {said.get(name) or '(no output)'}", file=sys.stderr)
-        logs = subprocess.run([*podman, "logs", "--tail", "20", name], capture_output=True, text=True)
+        logs = subprocess.run(["podman", "logs", "--tail", "20", name], capture_output=True, text=True)
         print(logs.stdout + logs.stderr, file=sys.stderr)
     sys.exit(1)
 

@@ -133,7 +133,7 @@ async fn wait_for_keys(
 }
 
 /// A value for a message, cut short (a task can carry megabytes).
-fn brief(value: &Value) -> String {
+pub fn brief(value: &Value) -> String {
     let text = value.to_string();
     match text.char_indices().nth(300) {
         Some((at, _)) => format!("{}...", &text[..at]),
@@ -155,7 +155,7 @@ async fn finished(
     Ok((id, task))
 }
 
-fn status_of(task: &Value) -> &str {
+pub fn status_of(task: &Value) -> &str {
     task["status"].as_str().unwrap_or("")
 }
 
@@ -452,6 +452,95 @@ async fn gateway_api(cx: &Ctx<'_>) -> CaseResult {
     Ok(())
 }
 
+/// Tasks submitted to see a disruption through: echoes and failing
+/// tasks, each to end in storage exactly once.
+#[derive(Default)]
+pub struct InFlight {
+    pub echoes: Vec<String>,
+    pub echo_ids: Vec<String>,
+    pub error_ids: Vec<String>,
+}
+
+impl InFlight {
+    /// Submits `echoes` echo tasks (messages tagged `tag`) and `errors`
+    /// failing ones, without waiting for them.
+    pub async fn submit(
+        gateway: &Gateway,
+        tag: &str,
+        echoes: usize,
+        errors: usize,
+    ) -> Result<InFlight, String> {
+        let echoes: Vec<String> = (0..echoes).map(|i| unique(&format!("{tag}{i}"))).collect();
+        let echo_ids = try_join_all(
+            echoes
+                .iter()
+                .map(|m| gateway.call("test_echo", json!({"message": m}))),
+        )
+        .await?;
+        let error_ids = try_join_all(
+            (0..errors).map(|_| gateway.call("test_error", json!({"should_fail": true}))),
+        )
+        .await?;
+        Ok(InFlight {
+            echoes,
+            echo_ids,
+            error_ids,
+        })
+    }
+
+    /// These tasks and `other`'s.
+    pub fn and(mut self, other: InFlight) -> InFlight {
+        self.echoes.extend(other.echoes);
+        self.echo_ids.extend(other.echo_ids);
+        self.error_ids.extend(other.error_ids);
+        self
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &String> {
+        self.echo_ids.iter().chain(&self.error_ids)
+    }
+
+    /// Waits until every task is final (echoes `succeeded`, errors
+    /// `failed`), then checks that the crew's storage holds exactly their
+    /// objects: nothing lost, nothing stored twice under different names.
+    pub async fn all_stored(&self, cx: &Ctx<'_>) -> CaseResult {
+        let finals = join_all(self.ids().map(|id| cx.gateway.wait_final(id, FINAL_WITHIN))).await;
+        for task in finals {
+            let task = task?;
+            let expected = if self.error_ids.iter().any(|id| task["id"] == *id) {
+                "failed"
+            } else {
+                "succeeded"
+            };
+            ensure!(
+                status_of(&task) == expected,
+                "{expected} expected: {}",
+                brief(&task)
+            );
+        }
+        let echo_keys: Vec<String> = self
+            .echo_ids
+            .iter()
+            .map(|id| format!("succeeded/{id}.json"))
+            .collect();
+        let error_keys: Vec<String> = self
+            .error_ids
+            .iter()
+            .map(|id| format!("failed/{id}.json"))
+            .collect();
+        exactly(cx.results, &echo_keys).await?;
+        exactly(cx.errors, &error_keys).await?;
+        for ((key, id), message) in echo_keys.iter().zip(&self.echo_ids).zip(&self.echoes) {
+            let stored = object(cx.results, key).await?;
+            ensure!(
+                stored["id"] == *id && stored["payload"]["echoed"] == *message,
+                "stored {stored}"
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Storage goes away while tasks are in flight and comes back: every task
 /// still ends, each stored exactly once under its own name, and nothing
 /// was reported final before it was stored.
@@ -463,22 +552,13 @@ async fn storage_outage(cx: &Ctx<'_>) -> CaseResult {
     outage.cut();
     let restored = async {
         let refused_before = outage.refused();
-        let echoes: Vec<String> = (0..6).map(|i| unique(&format!("outage{i}"))).collect();
-        let echo_ids = try_join_all(
-            echoes
-                .iter()
-                .map(|m| gateway.call("test_echo", json!({"message": m}))),
-        )
-        .await?;
-        let error_ids =
-            try_join_all((0..2).map(|_| gateway.call("test_error", json!({"should_fail": true}))))
-                .await?;
-        let all = echo_ids.len() + error_ids.len();
+        let tasks = InFlight::submit(gateway, "outage", 6, 2).await?;
+        let all = tasks.ids().count();
         // Checkpoints are attempted (and refused) again and again, and no
         // task is reported final meanwhile.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            for id in echo_ids.iter().chain(&error_ids) {
+            for id in tasks.ids() {
                 let task = gateway.task(id).await?;
                 ensure!(
                     status_of(&task) == "running",
@@ -499,45 +579,7 @@ async fn storage_outage(cx: &Ctx<'_>) -> CaseResult {
         exactly(cx.results, &[]).await?;
         exactly(cx.errors, &[]).await?;
         outage.restore();
-
-        let finals = join_all(
-            echo_ids
-                .iter()
-                .chain(&error_ids)
-                .map(|id| gateway.wait_final(id, FINAL_WITHIN)),
-        )
-        .await;
-        for task in finals {
-            let task = task?;
-            let expected = if error_ids.iter().any(|id| task["id"] == *id) {
-                "failed"
-            } else {
-                "succeeded"
-            };
-            ensure!(
-                status_of(&task) == expected,
-                "after the outage: {}",
-                brief(&task)
-            );
-        }
-        let echo_keys: Vec<String> = echo_ids
-            .iter()
-            .map(|id| format!("succeeded/{id}.json"))
-            .collect();
-        let error_keys: Vec<String> = error_ids
-            .iter()
-            .map(|id| format!("failed/{id}.json"))
-            .collect();
-        exactly(cx.results, &echo_keys).await?;
-        exactly(cx.errors, &error_keys).await?;
-        for ((key, id), message) in echo_keys.iter().zip(&echo_ids).zip(&echoes) {
-            let stored = object(cx.results, key).await?;
-            ensure!(
-                stored["id"] == *id && stored["payload"]["echoed"] == *message,
-                "stored {stored}"
-            );
-        }
-        Ok(())
+        tasks.all_stored(cx).await
     }
     .await;
     // Whatever happened, storage is back for the tests after this one.

@@ -3,26 +3,30 @@
 //! - `run`: start a profile's processes (the emulators are already up:
 //!   `run-profile.sh` starts them), run the tests, stop everything.
 //! - `check`: the same tests against a mesh that is already running (the
-//!   E2E level's pods).
+//!   E2E level's pods), and tasks through disruptions it is put through
+//!   (`--disruption`, see disruption.rs).
 //! - `bench`: the same processes, then the pipeline benchmark beside the
 //!   raw transport rate.
 
 mod bench;
 mod cases;
 mod client;
+mod disruption;
 mod outage;
 mod process;
 mod profile;
 mod stack;
 mod storage;
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 
-use cases::Ctx;
+use cases::{CaseResult, Ctx};
+use disruption::Disruption;
 use profile::{Crew, Profile};
 use stack::{Options, Stack};
 
@@ -70,7 +74,8 @@ enum Command {
         filter: Option<String>,
     },
     /// Run the tests against a gateway that is already serving (all but
-    /// the storage outage, which needs the forwarder of `run`).
+    /// the storage outage, which needs the forwarder of `run`), then one
+    /// test per `--disruption`.
     Check(CheckArgs),
     /// Measure tasks per second end to end and the raw transport rate.
     Bench {
@@ -105,6 +110,16 @@ struct CheckArgs {
     env_files: Vec<PathBuf>,
     #[arg(long)]
     filter: Option<String>,
+    /// A disruption to see tasks through, NAME=COMMAND (repeatable): tasks
+    /// submitted before and during it must all be stored (see
+    /// disruption.rs for what COMMAND is asked).
+    #[arg(long = "disruption", value_parser = |s: &str| Disruption::parse(s, true))]
+    disruptions: Vec<Disruption>,
+    /// The same for a disruption after which storage has forgotten what
+    /// it held (an in-memory emulator stopped and started again): only
+    /// tasks submitted during it are checked.
+    #[arg(long = "disruption-losing-storage", value_parser = |s: &str| Disruption::parse(s, false))]
+    disruptions_losing_storage: Vec<Disruption>,
 }
 
 impl Common {
@@ -140,7 +155,7 @@ impl Common {
 /// How long one test may take.
 const CASE_WITHIN: Duration = Duration::from_secs(180);
 
-type Outcomes = Vec<(&'static str, Result<(), String>)>;
+type Outcomes = Vec<(String, CaseResult)>;
 
 /// Runs the tests (those whose name contains `filter`), each on empty
 /// buckets.
@@ -157,17 +172,23 @@ async fn run_cases(cx: &Ctx<'_>, filter: Option<&str>) -> Outcomes {
             );
             continue;
         }
-        let began = Instant::now();
-        let outcome = match cases::clean(cx.results, cx.errors).await {
-            Err(e) => Err(format!("cleaning the buckets before the test: {e}")),
-            Ok(()) => tokio::time::timeout(CASE_WITHIN, (case.run)(cx))
-                .await
-                .unwrap_or_else(|_| Err(format!("did not finish within {CASE_WITHIN:?}"))),
-        };
-        report(case.name, &outcome, Some(began));
-        outcomes.push((case.name, outcome));
+        let outcome = run_case(cx, case.name, (case.run)(cx)).await;
+        outcomes.push((case.name.to_owned(), outcome));
     }
     outcomes
+}
+
+/// One test on empty buckets, within [`CASE_WITHIN`], reported.
+async fn run_case(cx: &Ctx<'_>, name: &str, case: impl Future<Output = CaseResult>) -> CaseResult {
+    let began = Instant::now();
+    let outcome = match cases::clean(cx.results, cx.errors).await {
+        Err(e) => Err(format!("cleaning the buckets before the test: {e}")),
+        Ok(()) => tokio::time::timeout(CASE_WITHIN, case)
+            .await
+            .unwrap_or_else(|_| Err(format!("did not finish within {CASE_WITHIN:?}"))),
+    };
+    report(name, &outcome, Some(began));
+    outcome
 }
 
 fn report(name: &str, outcome: &Result<(), String>, began: Option<Instant>) {
@@ -225,7 +246,7 @@ async fn run(common: Common, filter: Option<String>) -> Result<(), String> {
     ];
     for (name, outcome) in closing {
         report(name, &outcome, None);
-        outcomes.push((name, outcome));
+        outcomes.push((name.to_owned(), outcome));
     }
     let logs = format!("; logs in {}", options.run_dir.join("logs").display());
     verdict(&profile.name, &outcomes, started, &logs)
@@ -249,9 +270,21 @@ async fn check(args: CheckArgs) -> Result<(), String> {
         large_payload_kb: profile.large_payload_kb()?,
     };
     let mut outcomes = run_cases(&cx, args.filter.as_deref()).await;
+    for disruption in args
+        .disruptions
+        .iter()
+        .chain(&args.disruptions_losing_storage)
+    {
+        let name = disruption.case_name();
+        if args.filter.as_deref().is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let outcome = run_case(&cx, &name, disruption::run(&cx, disruption)).await;
+        outcomes.push((name, outcome));
+    }
     let cleaned = cases::clean(&*results, &*errors).await;
     report("cleanup after the tests", &cleaned, None);
-    outcomes.push(("cleanup after the tests", cleaned));
+    outcomes.push(("cleanup after the tests".to_owned(), cleaned));
     verdict(&profile.name, &outcomes, started, "")
 }
 
