@@ -42,6 +42,15 @@ pub fn parsed<T: FromStr>(name: &str, default: T) -> Result<T> {
     }
 }
 
+/// A count that must be at least 1 (a concurrency, a cap), `default`
+/// when unset.
+pub fn at_least_one(name: &str, default: usize) -> Result<usize> {
+    match parsed(name, default)? {
+        0 => Err(SettingError(format!("{name} must be at least 1"))),
+        n => Ok(n),
+    }
+}
+
 /// `true`/`false` (also `1`/`0`, `yes`/`no`), `default` when unset.
 pub fn flag(name: &str, default: bool) -> Result<bool> {
     match var(name).map(|v| v.to_ascii_lowercase()) {
