@@ -35,8 +35,10 @@ pub const ACTORS: &[(&str, &str)] = &[
 
 /// How long one process may take to become ready.
 const READY_WITHIN: Duration = Duration::from_secs(30);
-/// How long a process may take to stop after SIGTERM.
-const STOP_WITHIN: Duration = Duration::from_secs(30);
+/// How long a process may take to stop after SIGTERM: longer than the
+/// sidecars' own grace for messages in work (`ASYA_SHUTDOWN_GRACE`, 30 s
+/// by default), so that a sidecar using all of it still stops in time.
+const STOP_WITHIN: Duration = Duration::from_secs(45);
 
 pub struct Options {
     pub mesh_bin: PathBuf,
