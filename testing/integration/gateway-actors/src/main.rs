@@ -189,7 +189,7 @@ async fn run_cases(cx: &Ctx<'_>, filter: Option<&str>) -> Outcomes {
         }
         if case.needs_outage && cx.outage.is_none() {
             println!(
-                "  --    {} not run: it needs the outage forwarder of `run`",
+                "  --    {} not run: it needs `run` (the outage forwarder, the x-sink body limit)",
                 case.name
             );
             continue;

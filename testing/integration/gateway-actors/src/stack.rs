@@ -131,6 +131,12 @@ impl Stack {
         for crew in Crew::BOTH {
             let mut env = profile.proxy_env(crew);
             crew_storage.push(storage::for_proxy(&storage_kind, &env)?);
+            if crew == Crew::Sink {
+                // The limit `checkpoint_refused` goes over.
+                let limit = cases::sink_max_body_kb(profile.large_payload_kb()?);
+                env.entry("STATE_MAX_BODY_BYTES".into())
+                    .or_insert_with(|| format!("{limit}KiB"));
+            }
             if let Some(connector) = &options.crew_connector {
                 env.insert("ASYA_CONNECTOR".into(), connector.clone());
             }
