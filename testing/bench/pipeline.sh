@@ -29,6 +29,6 @@ for profile in "${profiles[@]}"; do
     "$integration/run-profile.sh" "$profile" bench --tasks "$tasks" --results "$results" \
       ${crew:+--crew-connector "$crew"} |
       grep -E '^(\| |CPU)' || { echo "benchmark of $profile failed" >&2; exit 1; }
-    mv "$results" "$integration/run/$profile/bench${crew:+-$crew}.json"
+    mv "$results" "$integration/run/$profile-latest/bench${crew:+-$crew}.json"
   done
 done

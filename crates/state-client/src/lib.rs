@@ -324,10 +324,47 @@ impl Client {
         self.send_whole(request).await
     }
 
+    /// [`Client::raw`], but reads at most `limit` bytes of the answer's
+    /// body: a longer one is [`ClientError::InvalidResponse`] (and its
+    /// connection is dropped, not pooled).
+    pub async fn raw_limited(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: HeaderMap,
+        body: impl Into<Bytes>,
+        limit: usize,
+    ) -> Result<RawResponse> {
+        let mut request = self.request(method, path_and_query, full(body.into()));
+        request.headers_mut().extend(headers);
+        self.send_limited(request, Some(limit)).await
+    }
+
     async fn send_whole(&self, request: Request<RequestBody>) -> Result<RawResponse> {
+        self.send_limited(request, None).await
+    }
+
+    async fn send_limited(
+        &self,
+        request: Request<RequestBody>,
+        limit: Option<usize>,
+    ) -> Result<RawResponse> {
         let (response, sender) = self.exchange(request).await?;
         let (parts, body) = response.into_parts();
-        let body = body.collect().await?.to_bytes();
+        let body = match limit {
+            None => body.collect().await?.to_bytes(),
+            Some(limit) => match http_body_util::Limited::new(body, limit).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(e) => {
+                    return Err(match e.downcast::<hyper::Error>() {
+                        Ok(e) => ClientError::Http(*e),
+                        Err(_) => ClientError::InvalidResponse(format!(
+                            "answer longer than {limit} bytes"
+                        )),
+                    });
+                }
+            },
+        };
         self.release(sender);
         Ok(RawResponse {
             status: parts.status,

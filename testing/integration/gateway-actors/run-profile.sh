@@ -3,7 +3,13 @@
 # (EMULATORS=..., scripts in testing/shared/emulators/), then
 # `gateway-actors run` (or `bench`), which starts the crew's state proxies,
 # the runtimes, the sidecars and the gateway, runs the tests and stops
-# them; the emulators are stopped afterwards, also on failure.
+# them; the emulators are stopped afterwards, also on failure or when
+# this script gets SIGINT/SIGTERM (passed on to the runner by its pid,
+# which then kills what it started).
+#
+# Each run has a directory of its own, run/<profile>-<UTC time>-<pid>
+# (logs, emulator state), so that runs side by side do not collide;
+# run/<profile>-latest points at the newest.
 #
 #   run-profile.sh PROFILE               the tests
 #   run-profile.sh PROFILE bench ARGS... the pipeline benchmark
@@ -17,9 +23,10 @@ root=$(cd "$here/../../.." && pwd)
 profile_file="$here/profiles/$profile.env"
 [ -f "$profile_file" ] || { echo "no profile $profile_file" >&2; exit 2; }
 
-run_dir="$here/run/$profile"
-rm -rf "$run_dir"
+run_dir="$here/run/$profile-$(date -u +%Y%m%dT%H%M%SZ)-$$"
 mkdir -p "$run_dir"
+ln -sfn "$(basename "$run_dir")" "$here/run/$profile-latest"
+echo "run directory: $run_dir"
 
 read -r -a emulators <<<"$(sed -n 's/^EMULATORS=//p' "$profile_file" | tail -n 1)"
 started=()
@@ -31,6 +38,18 @@ stop_emulators() {
   exit "$status"
 }
 trap stop_emulators EXIT
+# bash runs a trap only once its foreground command is done, so the
+# runner runs in the background and a signal is passed on to it.
+runner=
+pass_on() {
+  if [ -n "$runner" ]; then
+    kill -s "$1" "$runner" 2>/dev/null || true
+    wait "$runner" 2>/dev/null || true
+  fi
+  exit 130
+}
+trap 'pass_on INT' INT
+trap 'pass_on TERM' TERM
 
 env_args=()
 for emulator in "${emulators[@]}"; do
@@ -51,4 +70,6 @@ esac
   "${env_args[@]}" \
   --flows "$here/flows.json" \
   --run-dir "$run_dir" \
-  "$@"
+  "$@" &
+runner=$!
+wait "$runner"

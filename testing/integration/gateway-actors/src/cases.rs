@@ -79,8 +79,16 @@ pub fn all() -> Vec<Case> {
         case!(deadline),
         case!(gateway_api),
         case!(storage_outage, true),
+        case!(checkpoint_refused, true),
         case!(cleanup_pages),
     ]
+}
+
+/// The x-sink proxy's body limit under `run` (`STATE_MAX_BODY_BYTES`, in
+/// KiB): above the profile's large payload, so that test passes, and
+/// below what `checkpoint_refused` sends.
+pub fn sink_max_body_kb(large_payload_kb: u64) -> u64 {
+    large_payload_kb + 16
 }
 
 /// Empties both crew buckets (every page).
@@ -603,4 +611,40 @@ async fn cleanup_pages(cx: &Ctx<'_>) -> CaseResult {
         emptied.pages
     );
     exactly(results, &[]).await
+}
+
+/// A checkpoint the x-sink proxy refuses for good (413, the body is over
+/// its limit) ends the task as failed instead of being redelivered
+/// forever: x-sump stores a small stand-in without the payload, and the
+/// task's error names the refusal. Needs `run`, which sets the limit.
+async fn checkpoint_refused(cx: &Ctx<'_>) -> CaseResult {
+    let kb = sink_max_body_kb(cx.large_payload_kb) + 16;
+    let data = pattern(kb as usize * 1024, 0x413);
+    let (id, task) = finished(
+        cx.gateway,
+        "test_large_payload",
+        json!({"size_kb": kb, "data": data}),
+        "failed",
+    )
+    .await?;
+    let error = task["error"].as_str().unwrap_or("");
+    ensure!(
+        error.contains("checkpoint not written") && error.contains("413"),
+        "task error: {}",
+        brief(&task)
+    );
+    let key = format!("failed/{id}.json");
+    let stored = object(cx.errors, &key).await?;
+    ensure!(
+        stored["payload"]["details"]["type"] == "CheckpointError",
+        "stored: {}",
+        brief(&stored)
+    );
+    ensure!(
+        stored["payload"]["original_payload"].is_null(),
+        "the stand-in carries no payload: {}",
+        brief(&stored)
+    );
+    exactly(cx.errors, &[key]).await?;
+    exactly(cx.results, &[]).await
 }

@@ -82,10 +82,10 @@ enum Command {
         #[command(flatten)]
         common: Common,
         /// Tasks (and raw messages) to send.
-        #[arg(long, default_value_t = 400)]
+        #[arg(long, default_value_t = 400, value_parser = at_least_one)]
         tasks: usize,
         /// Requests in flight at once.
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, default_value_t = 32, value_parser = at_least_one)]
         concurrency: usize,
         /// Where to write the measurements (JSON).
         #[arg(long)]
@@ -152,6 +152,28 @@ impl Common {
     }
 }
 
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `Err` when `--filter` names nothing that could run: a typo must not
+/// pass with zero tests.
+fn check_filter<'a>(
+    filter: Option<&str>,
+    mut names: impl Iterator<Item = &'a str>,
+) -> Result<(), String> {
+    match filter {
+        Some(f) if !names.any(|name| name.contains(f)) => {
+            Err(format!("--filter {f:?} matches no test"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// How long one test may take.
 const CASE_WITHIN: Duration = Duration::from_secs(180);
 
@@ -167,7 +189,7 @@ async fn run_cases(cx: &Ctx<'_>, filter: Option<&str>) -> Outcomes {
         }
         if case.needs_outage && cx.outage.is_none() {
             println!(
-                "  --    {} not run: it needs the outage forwarder of `run`",
+                "  --    {} not run: it needs `run` (the outage forwarder, the x-sink body limit)",
                 case.name
             );
             continue;
@@ -225,6 +247,7 @@ fn all_of(problems: Vec<String>) -> Result<(), String> {
 }
 
 async fn run(common: Common, filter: Option<String>) -> Result<(), String> {
+    check_filter(filter.as_deref(), cases::all().iter().map(|c| c.name))?;
     let started = Instant::now();
     let (profile, options) = common.options(true, None)?;
     println!("== integration profile {}", profile.name);
@@ -255,6 +278,19 @@ async fn run(common: Common, filter: Option<String>) -> Result<(), String> {
 /// The tests against a mesh someone else runs (the E2E level's pods),
 /// storage read as the profile says.
 async fn check(args: CheckArgs) -> Result<(), String> {
+    let disruption_names: Vec<String> = args
+        .disruptions
+        .iter()
+        .chain(&args.disruptions_losing_storage)
+        .map(Disruption::case_name)
+        .collect();
+    let case_names = cases::all().iter().map(|c| c.name).collect::<Vec<_>>();
+    check_filter(
+        args.filter.as_deref(),
+        case_names
+            .into_iter()
+            .chain(disruption_names.iter().map(String::as_str)),
+    )?;
     let started = Instant::now();
     let profile = Profile::read(&args.profile, &args.env_files, &std::env::temp_dir())?;
     println!("== checks of {} against {}", profile.name, args.gateway);
@@ -288,10 +324,41 @@ async fn check(args: CheckArgs) -> Result<(), String> {
     verdict(&profile.name, &outcomes, started, "")
 }
 
+/// Resolves when the runner gets SIGINT or SIGTERM.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let outcome = match cli.command {
+    // On a signal the command's future is dropped, and with it every
+    // process it started: each is killed by its pid (`kill_on_drop`).
+    let outcome = tokio::select! {
+        outcome = command(cli.command) => outcome,
+        signal = interrupted() => Err(format!("{signal}: every process of the run was killed")),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway-actors: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn command(command: Command) -> Result<(), String> {
+    match command {
         Command::Run { common, filter } => run(common, filter).await,
         Command::Check(args) => check(args).await,
         Command::Bench {
@@ -306,12 +373,27 @@ async fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gateway-actors: {e}");
-            ExitCode::FAILURE
-        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filter_must_match_a_test() {
+        let names = || ["echo", "storage_outage", "disruption:x-sink"].into_iter();
+        assert!(check_filter(None, names()).is_ok());
+        assert!(check_filter(Some("outage"), names()).is_ok());
+        assert!(check_filter(Some("disruption:"), names()).is_ok());
+        let typo = check_filter(Some("outgae"), names()).unwrap_err();
+        assert_eq!(typo, "--filter \"outgae\" matches no test");
+    }
+
+    #[test]
+    fn counts_of_zero_are_refused() {
+        assert_eq!(at_least_one("3"), Ok(3));
+        assert!(at_least_one("0").is_err());
+        assert!(at_least_one("many").is_err());
     }
 }

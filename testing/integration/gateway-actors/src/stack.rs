@@ -35,8 +35,10 @@ pub const ACTORS: &[(&str, &str)] = &[
 
 /// How long one process may take to become ready.
 const READY_WITHIN: Duration = Duration::from_secs(30);
-/// How long a process may take to stop after SIGTERM.
-const STOP_WITHIN: Duration = Duration::from_secs(30);
+/// How long a process may take to stop after SIGTERM: longer than the
+/// sidecars' own grace for messages in work (`ASYA_SHUTDOWN_GRACE`, 30 s
+/// by default), so that a sidecar using all of it still stops in time.
+const STOP_WITHIN: Duration = Duration::from_secs(45);
 
 pub struct Options {
     pub mesh_bin: PathBuf,
@@ -129,6 +131,12 @@ impl Stack {
         for crew in Crew::BOTH {
             let mut env = profile.proxy_env(crew);
             crew_storage.push(storage::for_proxy(&storage_kind, &env)?);
+            if crew == Crew::Sink {
+                // The limit `checkpoint_refused` goes over.
+                let limit = cases::sink_max_body_kb(profile.large_payload_kb()?);
+                env.entry("STATE_MAX_BODY_BYTES".into())
+                    .or_insert_with(|| format!("{limit}KiB"));
+            }
             if let Some(connector) = &options.crew_connector {
                 env.insert("ASYA_CONNECTOR".into(), connector.clone());
             }

@@ -42,6 +42,16 @@ pub fn parsed<T: FromStr>(name: &str, default: T) -> Result<T> {
     }
 }
 
+/// A count that must be at least 1 (a concurrency, a cap), `default`
+/// when unset.
+pub fn at_least_one<T: FromStr + PartialEq + From<u8>>(name: &str, default: T) -> Result<T> {
+    let value = parsed(name, default)?;
+    if value == T::from(0) {
+        return Err(SettingError(format!("{name} must be at least 1")));
+    }
+    Ok(value)
+}
+
 /// `true`/`false` (also `1`/`0`, `yes`/`no`), `default` when unset.
 pub fn flag(name: &str, default: bool) -> Result<bool> {
     match var(name).map(|v| v.to_ascii_lowercase()) {

@@ -38,6 +38,8 @@ const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 pub struct Config {
     pub addr: SocketAddr,
     pub flows_file: PathBuf,
+    /// Most tasks kept in memory (`ASYA_GATEWAY_MAX_TASKS`).
+    pub max_tasks: usize,
 }
 
 impl Config {
@@ -48,6 +50,7 @@ impl Config {
                 SocketAddr::from(([127, 0, 0, 1], 8080)),
             )?,
             flows_file: PathBuf::from(settings::required("ASYA_FLOWS_FILE")?),
+            max_tasks: settings::at_least_one("ASYA_GATEWAY_MAX_TASKS", tasks::DEFAULT_MAX_TASKS)?,
         })
     }
 }
@@ -71,7 +74,7 @@ pub async fn run(
     tracing::info!(addr = %config.addr, tools = flows.iter().count(), transport = transport.kind(), "gateway serving");
     let gateway = Arc::new(Gateway {
         flows,
-        tasks: Tasks::default(),
+        tasks: Tasks::with_max(config.max_tasks),
         transport,
     });
     let handler: Handler = Arc::new(move |request| {
@@ -160,7 +163,13 @@ impl Gateway {
             }),
             ..Envelope::default()
         };
-        self.tasks.create(&id, &flow.name, &created);
+        if let Err(full) = self.tasks.create(&id, &flow.name, &created) {
+            tracing::warn!(error = %full, "refusing a new task");
+            return web::json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &tool_result(&id, &full.to_string(), true),
+            );
+        }
         let sent = self
             .transport
             .send(&flow.entrypoint, Bytes::from(first.to_bytes()))

@@ -2,8 +2,13 @@
 //! pending → running → succeeded or failed. A later report of an earlier
 //! status, or a second final report (a redelivered message reported
 //! twice), changes nothing.
+//!
+//! The table is bounded (`ASYA_GATEWAY_MAX_TASKS`): past the cap, the
+//! tasks that finished first are forgotten first (`GET /mesh/{id}` then
+//! answers 404). Tasks still in flight are never evicted; when the table
+//! is full of them, a new task is refused.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use parking_lot::RwLock;
 use serde::Serialize;
@@ -46,9 +51,31 @@ pub struct Task {
     pub updated_at: String,
 }
 
-#[derive(Default)]
+/// Default of `ASYA_GATEWAY_MAX_TASKS`.
+pub const DEFAULT_MAX_TASKS: usize = 100_000;
+
 pub struct Tasks {
-    tasks: RwLock<HashMap<String, Task>>,
+    table: RwLock<Table>,
+    max: usize,
+}
+
+#[derive(Default)]
+struct Table {
+    tasks: HashMap<String, Task>,
+    /// Ids of finished tasks, in the order they finished: the eviction
+    /// order.
+    finished: VecDeque<String>,
+}
+
+/// The table holds `max` tasks, none of them finished.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0} tasks are in flight, the most this gateway keeps (ASYA_GATEWAY_MAX_TASKS)")]
+pub struct Full(pub usize);
+
+impl Default for Tasks {
+    fn default() -> Tasks {
+        Tasks::with_max(DEFAULT_MAX_TASKS)
+    }
 }
 
 /// A change to a task's status.
@@ -71,7 +98,25 @@ impl Change {
 }
 
 impl Tasks {
-    pub fn create(&self, id: &str, tool: &str, now: &str) {
+    /// A table of at most `max` tasks (at least one).
+    pub fn with_max(max: usize) -> Tasks {
+        Tasks {
+            table: RwLock::default(),
+            max: max.max(1),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.read().tasks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Records a new pending task, first forgetting the oldest finished
+    /// ones if the table is full.
+    pub fn create(&self, id: &str, tool: &str, now: &str) -> Result<(), Full> {
         let task = Task {
             id: id.to_owned(),
             tool: tool.to_owned(),
@@ -82,18 +127,27 @@ impl Tasks {
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
         };
-        self.tasks.write().insert(id.to_owned(), task);
+        let mut table = self.table.write();
+        while table.tasks.len() >= self.max {
+            let Some(oldest) = table.finished.pop_front() else {
+                return Err(Full(table.tasks.len()));
+            };
+            table.tasks.remove(&oldest);
+        }
+        table.tasks.insert(id.to_owned(), task);
+        Ok(())
     }
 
     pub fn get(&self, id: &str) -> Option<Task> {
-        self.tasks.read().get(id).cloned()
+        self.table.read().tasks.get(id).cloned()
     }
 
     /// Applies `change` if it moves the task forward; returns the task as
     /// it is afterwards, `None` when there is no such task.
     pub fn advance(&self, id: &str, change: Change, now: &str) -> Option<Task> {
-        let mut tasks = self.tasks.write();
-        let task = tasks.get_mut(id)?;
+        let mut table = self.table.write();
+        let task = table.tasks.get_mut(id)?;
+        let mut finished = false;
         if change.status.rank() > task.status.rank() {
             task.status = change.status;
             task.updated_at = now.to_owned();
@@ -101,9 +155,14 @@ impl Tasks {
                 task.result = change.result;
                 task.error = change.error;
                 task.reported_by = change.reported_by;
+                finished = true;
             }
         }
-        Some(task.clone())
+        let task = task.clone();
+        if finished {
+            table.finished.push_back(id.to_owned());
+        }
+        Some(task)
     }
 }
 
@@ -114,7 +173,7 @@ mod tests {
     #[test]
     fn status_moves_forward_only() {
         let tasks = Tasks::default();
-        tasks.create("t", "test_echo", "t0");
+        tasks.create("t", "test_echo", "t0").unwrap();
         assert_eq!(tasks.get("t").unwrap().status, TaskStatus::Pending);
         let mut done = Change::to(TaskStatus::Succeeded);
         done.result = serde_json::json!({"echoed": 1});
@@ -137,5 +196,30 @@ mod tests {
                 .advance("other", Change::to(TaskStatus::Running), "t")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn past_the_cap_the_first_finished_are_forgotten_first() {
+        let tasks = Tasks::with_max(3);
+        for id in ["a", "b", "c"] {
+            tasks.create(id, "test_echo", "t0").unwrap();
+        }
+        // None finished: a fourth is refused, nothing is forgotten.
+        assert_eq!(tasks.create("d", "test_echo", "t0"), Err(Full(3)));
+        assert_eq!(tasks.len(), 3);
+        // c finishes before a; b stays in flight.
+        tasks.advance("c", Change::to(TaskStatus::Failed), "t1");
+        tasks.advance("a", Change::to(TaskStatus::Succeeded), "t2");
+        // A second report of c does not queue it twice.
+        tasks.advance("c", Change::to(TaskStatus::Succeeded), "t3");
+        tasks.create("d", "test_echo", "t4").unwrap();
+        assert!(tasks.get("c").is_none(), "c finished first");
+        assert!(tasks.get("a").is_some());
+        tasks.create("e", "test_echo", "t5").unwrap();
+        assert!(tasks.get("a").is_none());
+        assert_eq!(tasks.get("b").unwrap().status, TaskStatus::Pending);
+        assert_eq!(tasks.len(), 3);
+        // b, d and e are in flight: full again.
+        assert_eq!(tasks.create("f", "test_echo", "t6"), Err(Full(3)));
     }
 }

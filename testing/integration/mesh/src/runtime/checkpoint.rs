@@ -15,6 +15,10 @@ use serde_json::{Map, Value, json};
 use super::mounts::{MountError, Mounts};
 use crate::envelope::{Envelope, ErrorInfo, phase};
 
+/// Field of a checkpoint error's details holding the proxy's HTTP status
+/// (the sidecar tells storage outages from refusals by it).
+pub const PROXY_STATUS: &str = "proxy_status";
+
 /// The key of an envelope's checkpoint, by its phase.
 pub fn key(envelope: &Envelope) -> String {
     let folder = match envelope.phase() {
@@ -91,7 +95,7 @@ fn checkpoint_error(error: MountError) -> ErrorInfo {
         .to_vec(),
     );
     if let Some(status) = error.status() {
-        info.extra.insert("proxy_status".into(), json!(status));
+        info.extra.insert(PROXY_STATUS.into(), json!(status));
     }
     info
 }

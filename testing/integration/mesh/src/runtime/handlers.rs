@@ -1,7 +1,9 @@
 //! The built-in test handlers, chosen by `ASYA_HANDLER`. Each takes the
 //! payload and returns zero or more result payloads, or raises the way a
 //! Python handler would (type, message, MRO), so the runtime's answers
-//! look like the original's.
+//! look like the original's. A payload a handler will not even try
+//! (past a size cap) is [`Raised::Invalid`], which the runtime answers
+//! with 400 rather than 500.
 
 use serde_json::{Value, json};
 
@@ -17,7 +19,34 @@ pub enum Handler {
     Checkpoint,
 }
 
-pub type PayloadHandler = fn(&Value) -> Result<Vec<Value>, ErrorInfo>;
+pub type PayloadHandler = fn(&Value) -> Result<Vec<Value>, Raised>;
+
+/// How a handler gave up.
+#[derive(Debug)]
+pub enum Raised {
+    /// The handler raised (500 `processing_error`).
+    Error(ErrorInfo),
+    /// The payload is refused before any work (400, with the details).
+    Invalid(ErrorInfo),
+}
+
+impl From<ErrorInfo> for Raised {
+    fn from(error: ErrorInfo) -> Raised {
+        Raised::Error(error)
+    }
+}
+
+impl Raised {
+    pub fn info(&self) -> &ErrorInfo {
+        match self {
+            Raised::Error(info) | Raised::Invalid(info) => info,
+        }
+    }
+}
+
+/// Largest `size_kb` of `large-payload` (64 MiB): the data is made in
+/// memory and travels in one envelope.
+pub const MAX_LARGE_PAYLOAD_KB: u64 = 64 * 1024;
 
 /// Handler names, for messages.
 pub const NAMES: &[&str] = &[
@@ -50,7 +79,7 @@ pub const INCREMENT: i64 = 5;
 /// `{"message": m}` → `{"echoed": m}`. With `"repeat": n` it returns the
 /// result n times (n = 0: nothing at all), which is how the pipeline's
 /// fan-out and empty answers are exercised.
-fn echo(payload: &Value) -> Result<Vec<Value>, ErrorInfo> {
+fn echo(payload: &Value) -> Result<Vec<Value>, Raised> {
     let message = field(payload, "message")?;
     let repeat = match payload.get("repeat") {
         None => 1,
@@ -64,12 +93,12 @@ fn echo(payload: &Value) -> Result<Vec<Value>, ErrorInfo> {
 }
 
 /// `value` doubled; other fields kept.
-fn doubler(payload: &Value) -> Result<Vec<Value>, ErrorInfo> {
+fn doubler(payload: &Value) -> Result<Vec<Value>, Raised> {
     with_value(payload, |v| v.checked_mul(2), |v| v * 2.0)
 }
 
 /// `value` plus [`INCREMENT`]; other fields kept.
-fn incrementer(payload: &Value) -> Result<Vec<Value>, ErrorInfo> {
+fn incrementer(payload: &Value) -> Result<Vec<Value>, Raised> {
     with_value(
         payload,
         |v| v.checked_add(INCREMENT),
@@ -79,9 +108,9 @@ fn incrementer(payload: &Value) -> Result<Vec<Value>, ErrorInfo> {
 
 /// Raises `ValueError("Intentional test failure")` when `should_fail` is
 /// true; otherwise returns the payload.
-fn error(payload: &Value) -> Result<Vec<Value>, ErrorInfo> {
+fn error(payload: &Value) -> Result<Vec<Value>, Raised> {
     if payload.get("should_fail").and_then(Value::as_bool) == Some(true) {
-        return Err(value_error("Intentional test failure"));
+        return Err(value_error("Intentional test failure").into());
     }
     Ok(vec![payload.clone()])
 }
@@ -89,10 +118,20 @@ fn error(payload: &Value) -> Result<Vec<Value>, ErrorInfo> {
 /// `{"size_kb": n, "data": d}` → the same back, with `bytes` = the
 /// length of `data`. `data` must be exactly n KiB; without it, n KiB of a
 /// fixed pattern are made here.
-fn large_payload(payload: &Value) -> Result<Vec<Value>, ErrorInfo> {
+fn large_payload(payload: &Value) -> Result<Vec<Value>, Raised> {
     let size_kb = field(payload, "size_kb")?
         .as_u64()
         .ok_or_else(|| value_error("size_kb must be a non-negative integer"))?;
+    if size_kb > MAX_LARGE_PAYLOAD_KB {
+        let mut invalid = ErrorInfo::new(
+            "ValidationError",
+            format!("size_kb {size_kb} is over the limit of {MAX_LARGE_PAYLOAD_KB}"),
+        );
+        invalid
+            .extra
+            .insert("max_size_kb".into(), json!(MAX_LARGE_PAYLOAD_KB));
+        return Err(Raised::Invalid(invalid));
+    }
     let wanted = usize::try_from(size_kb * 1024).map_err(|_| value_error("size_kb too large"))?;
     let data = match payload.get("data") {
         Some(Value::String(data)) => {
@@ -100,11 +139,12 @@ fn large_payload(payload: &Value) -> Result<Vec<Value>, ErrorInfo> {
                 return Err(value_error(format!(
                     "data has {} bytes, size_kb says {wanted}",
                     data.len()
-                )));
+                ))
+                .into());
             }
             data.clone()
         }
-        Some(_) => return Err(type_error("data must be a string")),
+        Some(_) => return Err(type_error("data must be a string").into()),
         None => "0123456789abcdef".repeat(wanted / 16) + &"x".repeat(wanted % 16),
     };
     Ok(vec![
@@ -124,14 +164,14 @@ fn with_value(
     payload: &Value,
     int: impl Fn(i64) -> Option<i64>,
     float: impl Fn(f64) -> f64,
-) -> Result<Vec<Value>, ErrorInfo> {
+) -> Result<Vec<Value>, Raised> {
     let value = field(payload, "value")?;
     let result = if let Some(v) = value.as_i64() {
         json!(int(v).ok_or_else(|| value_error("value out of range"))?)
     } else if let Some(v) = value.as_f64() {
         json!(float(v))
     } else {
-        return Err(type_error("value must be a number"));
+        return Err(type_error("value must be a number").into());
     };
     let mut out = payload.clone();
     out["value"] = result;
@@ -165,9 +205,13 @@ pub fn key_error(key: &str) -> ErrorInfo {
 mod tests {
     use super::*;
 
+    /// A handler's results, or what it raised (not a refusal).
     fn run(name: &str, payload: Value) -> Result<Vec<Value>, ErrorInfo> {
         match Handler::by_name(name).unwrap() {
-            Handler::Payload(f) => f(&payload),
+            Handler::Payload(f) => f(&payload).map_err(|raised| match raised {
+                Raised::Error(info) => info,
+                Raised::Invalid(info) => panic!("{name} refused the payload: {info:?}"),
+            }),
             Handler::Checkpoint => panic!("{name} is not a payload handler"),
         }
     }
@@ -243,5 +287,27 @@ mod tests {
         let made = run("large-payload", json!({"size_kb": 1})).unwrap();
         assert_eq!(made[0]["data"].as_str().unwrap().len(), 1024);
         assert!(run("large-payload", json!({"size_kb": 3, "data": data})).is_err());
+    }
+
+    #[test]
+    fn large_payload_refuses_sizes_past_its_cap_before_any_work() {
+        let Handler::Payload(large) = Handler::by_name("large-payload").unwrap() else {
+            panic!("a payload handler");
+        };
+        let huge = json!({"size_kb": u64::MAX / 1024});
+        let Err(Raised::Invalid(details)) = large(&huge) else {
+            panic!("past the cap: refused");
+        };
+        assert_eq!(details.kind.as_deref(), Some("ValidationError"));
+        assert!(
+            details.message.contains("over the limit"),
+            "{}",
+            details.message
+        );
+        assert_eq!(details.extra["max_size_kb"], MAX_LARGE_PAYLOAD_KB);
+        assert!(matches!(
+            large(&json!({"size_kb": MAX_LARGE_PAYLOAD_KB + 1})),
+            Err(Raised::Invalid(_))
+        ));
     }
 }

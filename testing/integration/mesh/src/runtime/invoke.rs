@@ -3,7 +3,9 @@
 //!
 //! - 200 `{"frames": [...]}`: results, each with the shifted route;
 //! - 204: the handler returned nothing;
-//! - 400 `{"error": "msg_parsing_error", "details": {..}}`;
+//! - 400 `{"error": "msg_parsing_error", "details": {..}}`: not an
+//!   envelope, or a payload the handler refuses before any work (a size
+//!   past its cap);
 //! - 500 `{"error": "processing_error", "details": {..}}`;
 //! - 200 `text/event-stream` for the crew handlers: `error` when the
 //!   checkpoint failed, then `done`.
@@ -15,7 +17,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::checkpoint;
-use super::handlers::Handler;
+use super::handlers::{Handler, Raised};
 use super::mounts::Mounts;
 use crate::envelope::{Envelope, ErrorInfo, Frame};
 use crate::sse;
@@ -34,11 +36,7 @@ impl Invoker {
         let envelope = match Envelope::parse(body) {
             Ok(envelope) => envelope,
             Err(e) => {
-                let details = ErrorInfo::new("ValidationError", e.to_string());
-                return web::json(
-                    StatusCode::BAD_REQUEST,
-                    &json!({"error": "msg_parsing_error", "details": details}),
-                );
+                return refused(ErrorInfo::new("ValidationError", e.to_string()));
             }
         };
         match self.handler {
@@ -58,9 +56,10 @@ impl Invoker {
                         .collect();
                     web::json(StatusCode::OK, &json!({ "frames": frames }))
                 }
-                Err(raised) => {
+                Err(Raised::Error(raised)) => {
                     web::json(StatusCode::INTERNAL_SERVER_ERROR, &processing_error(raised))
                 }
+                Err(Raised::Invalid(details)) => refused(details),
             },
             Handler::Checkpoint => self.checkpoint(&envelope).await,
         }
@@ -86,6 +85,14 @@ impl Invoker {
         sse::write(&mut stream, &sse::Event::new(sse::DONE, ""));
         web::bytes(StatusCode::OK, sse::CONTENT_TYPE, stream)
     }
+}
+
+/// A 400 answer: the envelope or its payload is not taken.
+fn refused(details: ErrorInfo) -> Response {
+    web::json(
+        StatusCode::BAD_REQUEST,
+        &json!({"error": "msg_parsing_error", "details": details}),
+    )
 }
 
 /// The body of a 500 answer (and of an SSE `error` event).

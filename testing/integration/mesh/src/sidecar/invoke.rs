@@ -1,7 +1,8 @@
 //! The sidecar's side of the runtime socket: `POST /invoke` with an
 //! envelope, and the runtime's answer read back into one of its shapes
 //! (frames, nothing, a handler error, a refused envelope), whether it
-//! came as JSON or as an event stream.
+//! came as JSON or as an event stream. At most a set number of bytes of
+//! an answer is read; a longer one is outside the protocol.
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::{Value, json};
-use state_client::Client;
+use state_client::{Client, ClientError};
 
 use crate::envelope::Frame;
 use crate::sse;
@@ -45,13 +46,15 @@ pub enum InvokeError {
 pub struct Runtime {
     client: Client,
     timeout: Duration,
+    max_answer: usize,
 }
 
 impl Runtime {
-    pub fn new(socket: &Path, timeout: Duration) -> Runtime {
+    pub fn new(socket: &Path, timeout: Duration, max_answer: usize) -> Runtime {
         Runtime {
             client: Client::new(socket),
             timeout,
+            max_answer,
         }
     }
 
@@ -65,11 +68,17 @@ impl Runtime {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        let call = self.client.raw(Method::POST, "/invoke", headers, envelope);
+        let call =
+            self.client
+                .raw_limited(Method::POST, "/invoke", headers, envelope, self.max_answer);
         let response = tokio::time::timeout(self.timeout, call)
             .await
             .map_err(|_| InvokeError::Timeout(self.timeout))?
-            .map_err(|e| InvokeError::Unreachable(e.to_string()))?;
+            .map_err(|e| match e {
+                // An answer came, but too long (or not HTTP).
+                ClientError::InvalidResponse(problem) => InvokeError::Protocol(problem),
+                e => InvokeError::Unreachable(e.to_string()),
+            })?;
         let is_stream = response
             .header(header::CONTENT_TYPE.as_str())
             .is_some_and(|t| t.starts_with(sse::CONTENT_TYPE));

@@ -6,7 +6,14 @@
 //!
 //! End actors (x-sink, x-sump) pass the envelope to their runtime as it
 //! came, never route further, and report the outcome to the gateway; a
-//! failed checkpoint is retried the same way.
+//! checkpoint that failed in a way that may pass (storage unavailable) is
+//! retried the same way.
+//!
+//! What can never succeed is not retried: a message the transport
+//! refuses (too large) is replaced by a small failure to x-sump; a
+//! checkpoint the proxy refuses with 4xx ends the task as failed (a small
+//! failure to x-sump, or a report to the gateway); a report the gateway
+//! refuses with 4xx is dropped. The message is then acknowledged.
 //!
 //! At most `ASYA_SIDECAR_CONCURRENCY` messages are in work at once. On
 //! SIGTERM the sidecar stops receiving, lets the messages in work finish
@@ -27,11 +34,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::envelope::{Envelope, ErrorInfo, has_passed, now_rfc3339, reason};
 use crate::report::FinalReport;
+use crate::runtime::checkpoint::PROXY_STATUS;
 use crate::runtime::{DEFAULT_SOCKET_DIR, READY_FILE, SOCKET_NAME};
 use crate::settings;
 use crate::transport::{Delivery, Transport, TransportError};
 use invoke::{Answer, InvokeError, Runtime};
-use routing::{Outgoing, Router};
+use routing::{CHECKPOINT_ERROR, Outgoing, Router, TRANSPORT_ERROR};
 
 /// Written into the socket directory once the sidecar consumes.
 pub const SIDECAR_READY_FILE: &str = "sidecar-ready";
@@ -48,16 +56,16 @@ pub struct Config {
     /// outage is not hammered in a tight loop).
     pub retry_delay: Duration,
     pub shutdown_grace: Duration,
+    /// Most bytes read of one runtime answer (JSON or event stream).
+    pub max_answer_bytes: usize,
 }
+
+/// Default of `ASYA_SIDECAR_MAX_ANSWER_BYTES` (64 MiB).
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
 impl Config {
     pub fn from_env() -> settings::Result<Config> {
-        let concurrency = settings::parsed("ASYA_SIDECAR_CONCURRENCY", 16usize)?;
-        if concurrency == 0 {
-            return Err(settings::SettingError(
-                "ASYA_SIDECAR_CONCURRENCY must be at least 1".into(),
-            ));
-        }
+        let concurrency = settings::at_least_one("ASYA_SIDECAR_CONCURRENCY", 16)?;
         Ok(Config {
             router: Router {
                 actor: settings::required("ASYA_ACTOR_NAME")?,
@@ -78,6 +86,10 @@ impl Config {
                 Duration::from_millis(500),
             )?,
             shutdown_grace: settings::duration("ASYA_SHUTDOWN_GRACE", Duration::from_secs(30))?,
+            max_answer_bytes: settings::at_least_one(
+                "ASYA_SIDECAR_MAX_ANSWER_BYTES",
+                DEFAULT_MAX_ANSWER_BYTES,
+            )?,
         })
     }
 }
@@ -88,7 +100,11 @@ pub async fn run(
     transport: Arc<dyn Transport>,
     shutdown: CancellationToken,
 ) -> Result<(), String> {
-    let runtime = Runtime::new(&config.socket_dir.join(SOCKET_NAME), config.actor_timeout);
+    let runtime = Runtime::new(
+        &config.socket_dir.join(SOCKET_NAME),
+        config.actor_timeout,
+        config.max_answer_bytes,
+    );
     if !wait_for_runtime(&config, &runtime, &shutdown).await {
         return Ok(());
     }
@@ -271,39 +287,57 @@ impl Worker {
     }
 
     /// Sends one message. One the transport can never take (too large,
-    /// no queue for the actor) is replaced by a small failure to x-sump,
-    /// so that the task still ends.
+    /// no queue for the actor) is replaced by a small stand-in to x-sump,
+    /// so that the task still ends. `Err` only for what may work later.
     async fn send(&self, message: Outgoing) -> Result<(), String> {
         let Outgoing { actor, envelope } = message;
+        let problem = match self
+            .transport
+            .send(&actor, envelope.to_bytes().into())
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(TransportError::Rejected(e)) => format!("sending to {actor}: {e}"),
+            Err(e) => return Err(format!("sending to {actor}: {e}")),
+        };
+        tracing::warn!(id = %envelope.id, to = %actor, error = %problem, "transport refused the message; a small failure goes to the sump instead");
+        let stand_in =
+            self.router
+                .undeliverable(&envelope, TRANSPORT_ERROR, &problem, &now_rfc3339());
+        self.send_or_give_up(stand_in).await
+    }
+
+    /// Sends a stand-in. When the transport refuses even that, nothing
+    /// more can be done: the failure is reported where this sidecar
+    /// reports, and the message is done with rather than retried forever.
+    async fn send_or_give_up(&self, stand_in: Outgoing) -> Result<(), String> {
+        let Outgoing { actor, envelope } = stand_in;
         match self
             .transport
             .send(&actor, envelope.to_bytes().into())
             .await
         {
             Ok(()) => Ok(()),
-            Err(TransportError::Rejected(e)) if actor != self.router.sump => {
-                tracing::warn!(id = %envelope.id, to = %actor, error = %e, "transport refused the message; reporting it to the sump");
-                let slim = Envelope {
-                    payload: Value::Null,
-                    ..envelope
-                };
-                let failure = self.router.failure_of(
-                    &slim,
-                    "TransportError",
-                    ErrorInfo::new("TransportError", format!("sending to {actor}: {e}")),
-                    &now_rfc3339(),
-                );
-                self.transport
-                    .send(&failure.actor, failure.envelope.to_bytes().into())
-                    .await
-                    .map_err(|e| format!("sending to {}: {e}", failure.actor))
+            Err(TransportError::Rejected(e)) => {
+                tracing::error!(id = %envelope.id, to = %actor, error = %e, "the transport refused the stand-in too; giving the message up");
+                self.give_up(&envelope).await
             }
             Err(e) => Err(format!("sending to {actor}: {e}")),
         }
     }
 
+    /// Tells the gateway how a task ended when this sidecar reports (end
+    /// actors); otherwise only the log says it.
+    async fn give_up(&self, failure: &Envelope) -> Result<(), String> {
+        match &self.reporter {
+            Some(reporter) => reporter.report(failure).await,
+            None => Ok(()),
+        }
+    }
+
     /// An end actor: the runtime checkpoints, the gateway hears of it;
-    /// `Err` when either failed and the message must come again.
+    /// `Err` when either failed in a way that may pass (storage or the
+    /// gateway unavailable) and the message must come again.
     async fn finish(&self, body: &Bytes) -> Result<(), String> {
         let (envelope, body) = match Envelope::parse(body) {
             Ok(envelope) => (envelope, body.clone()),
@@ -317,25 +351,51 @@ impl Worker {
                 (carrier, bytes)
             }
         };
-        match self.runtime.invoke(body).await {
-            Ok(Answer::Frames(_) | Answer::Empty) => {}
-            Ok(Answer::Failed(error) | Answer::Refused(error)) => {
-                let message = error["details"]["message"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_owned();
-                return Err(format!(
-                    "{} of {} failed: {message}",
-                    self.router.actor, envelope.id
-                ));
+        let failed = |error: &Value| {
+            let message = error["details"]["message"].as_str().unwrap_or("");
+            format!("{} of {} failed: {message}", self.router.actor, envelope.id)
+        };
+        let refused = match self.runtime.invoke(body).await {
+            Ok(Answer::Frames(_) | Answer::Empty) => None,
+            Ok(Answer::Failed(error)) if !refused_for_good(&error) => {
+                return Err(failed(&error));
             }
+            Ok(Answer::Failed(error) | Answer::Refused(error)) => Some(failed(&error)),
+            Err(e @ InvokeError::Protocol(_)) => Some(format!("{}: {e}", self.router.actor)),
             Err(e) => return Err(format!("{} of {}: {e}", self.router.actor, envelope.id)),
+        };
+        match refused {
+            Some(problem) => self.checkpoint_refused(&envelope, &problem).await,
+            // Stored: the gateway hears of the outcome.
+            None => self.give_up(&envelope).await,
         }
-        if let Some(reporter) = &self.reporter {
-            reporter.report(&envelope).await?;
-        }
-        Ok(())
     }
+
+    /// A checkpoint refused for good (the proxy answered 4xx, the runtime
+    /// answered outside the protocol): trying again gives the same. x-sink
+    /// hands x-sump a small failure, which x-sump stores and reports;
+    /// x-sump (or x-sink, when x-sump cannot take it) reports the failure
+    /// itself. Either way the message is done with.
+    async fn checkpoint_refused(&self, envelope: &Envelope, problem: &str) -> Result<(), String> {
+        tracing::error!(actor = %self.router.actor, id = %envelope.id, %problem, "checkpoint refused for good; the task ends failed");
+        let stand_in =
+            self.router
+                .undeliverable(envelope, CHECKPOINT_ERROR, problem, &now_rfc3339());
+        if self.router.actor == self.router.sump {
+            self.give_up(&stand_in.envelope).await
+        } else {
+            self.send_or_give_up(stand_in).await
+        }
+    }
+}
+
+/// Whether a checkpoint error will come again however often it is tried:
+/// the proxy refused the write with a 4xx (400 invalid key, 413 too
+/// large, ...), not one that may pass (408, 409 conflict, 429).
+pub fn refused_for_good(error: &Value) -> bool {
+    error["details"][PROXY_STATUS]
+        .as_u64()
+        .is_some_and(|status| (400..500).contains(&status) && !matches!(status, 408 | 409 | 429))
 }
 
 /// Tells the gateway how a task ended.
@@ -365,6 +425,12 @@ impl Reporter {
             // gateway that restarted): nothing to tell.
             404 => {
                 tracing::debug!(id = %report.id, "the gateway does not track this task");
+                Ok(())
+            }
+            // The gateway will not take this report however often it is
+            // sent: retrying would hold the message forever.
+            status @ 400..=499 => {
+                tracing::error!(id = %report.id, status, "the gateway refused the report; not sending it again");
                 Ok(())
             }
             status => Err(format!(

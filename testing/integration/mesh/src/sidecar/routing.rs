@@ -10,11 +10,17 @@
 //! | a handler error | x-sump; `failed`, `RuntimeError`, the error in the payload |
 //! | an unparseable body, no id, `route.curr` not this actor | x-sump, with the reason |
 //! | `deadline_at` passed | x-sink; `failed`, `Timeout` |
+//! | a message that can never go where it was meant to | x-sump, a small stand-in without the payload |
 
 use serde_json::{Value, json};
 
 use super::invoke::Answer;
 use crate::envelope::{Envelope, ErrorInfo, Frame, Route, new_id, phase, reason};
+
+/// Reason of a message the transport can never take.
+pub const TRANSPORT_ERROR: &str = "TransportError";
+/// Reason of an envelope whose checkpoint storage refuses for good.
+pub const CHECKPOINT_ERROR: &str = "CheckpointError";
 
 /// A message to send.
 #[derive(Debug, PartialEq)]
@@ -190,6 +196,36 @@ impl Router {
         self.to(&self.sink, envelope)
     }
 
+    /// A small stand-in for a message that can never go where it was
+    /// meant to (too large for the transport, refused by storage): to
+    /// x-sump, `failed` with `why`, without the payload (which may be
+    /// what made it impossible). The error it carried, if any, leads
+    /// `status.error.message`, so the task still says what went wrong
+    /// first.
+    pub fn undeliverable(
+        &self,
+        envelope: &Envelope,
+        why: &str,
+        problem: &str,
+        now: &str,
+    ) -> Outgoing {
+        let carried = envelope
+            .status
+            .as_ref()
+            .and_then(|s| s.error.as_ref())
+            .map(|e| e.message.as_str())
+            .filter(|m| !m.is_empty());
+        let message = match carried {
+            Some(first) => format!("{first} ({problem})"),
+            None => problem.to_owned(),
+        };
+        let slim = Envelope {
+            payload: Value::Null,
+            ..envelope.clone()
+        };
+        self.failure_of(&slim, why, ErrorInfo::new(why, message), now)
+    }
+
     fn to(&self, actor: &str, envelope: Envelope) -> Outgoing {
         Outgoing {
             actor: actor.to_owned(),
@@ -347,5 +383,41 @@ mod tests {
         let status = out.envelope.status.unwrap();
         assert_eq!(status.phase.as_deref(), Some("failed"));
         assert_eq!(status.reason.as_deref(), Some("Timeout"));
+    }
+
+    #[test]
+    fn an_undeliverable_message_becomes_a_small_failure_naming_both_errors() {
+        let big = json!({"data": "x".repeat(300 * 1024)});
+        let failed = router().route(
+            &Envelope {
+                payload: big,
+                ..input()
+            },
+            Answer::Failed(json!({"error": "processing_error",
+                                  "details": {"message": "Intentional test failure"}})),
+            NOW,
+        );
+        let stand_in = router().undeliverable(
+            &failed[0].envelope,
+            TRANSPORT_ERROR,
+            "sending to x-sump: too long",
+            NOW,
+        );
+        assert_eq!(stand_in.actor, "x-sump");
+        assert_eq!(stand_in.envelope.id, "task");
+        assert!(stand_in.envelope.to_bytes().len() < 2048, "small");
+        assert_eq!(stand_in.envelope.payload["original_payload"], Value::Null);
+        let status = stand_in.envelope.status.unwrap();
+        assert_eq!(status.phase.as_deref(), Some("failed"));
+        assert_eq!(status.reason.as_deref(), Some(TRANSPORT_ERROR));
+        assert_eq!(
+            status.error.unwrap().message,
+            "Intentional test failure (sending to x-sump: too long)"
+        );
+        let plain = router().undeliverable(&input(), CHECKPOINT_ERROR, "refused", NOW);
+        assert_eq!(
+            plain.envelope.status.unwrap().error.unwrap().message,
+            "refused"
+        );
     }
 }

@@ -49,7 +49,7 @@ impl Config {
             url: settings::required("ASYA_RABBITMQ_URL")?,
             exchange: settings::or("ASYA_RABBITMQ_EXCHANGE", "asya"),
             namespace,
-            prefetch: settings::parsed("ASYA_RABBITMQ_PREFETCH", 32u16)?,
+            prefetch: settings::at_least_one("ASYA_RABBITMQ_PREFETCH", 32u16)?,
             wait: settings::duration("ASYA_RABBITMQ_WAIT", Duration::from_secs(1))?,
         })
     }
