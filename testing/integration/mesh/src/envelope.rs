@@ -203,9 +203,24 @@ pub fn has_passed(time: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
     chrono::DateTime::parse_from_rfc3339(time).is_ok_and(|t| t < now)
 }
 
-/// A fresh envelope id.
+/// A fresh envelope id (a task's first envelope, made by the gateway).
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// An id derived from what an envelope is made from (a UUID v5 over
+/// `parts`): the sidecar gives a fan-out child or a carrier of a broken
+/// body the same id every time the same message is delivered, so a
+/// redelivery stores its checkpoints under the same names instead of a
+/// second copy under new ones.
+pub fn derived_id(parts: &[&[u8]]) -> String {
+    let mut name = Vec::new();
+    for part in parts {
+        // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+        name.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        name.extend_from_slice(part);
+    }
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, &name).to_string()
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 use serde_json::{Value, json};
 
 use super::invoke::Answer;
-use crate::envelope::{Envelope, ErrorInfo, Frame, Route, new_id, phase, reason};
+use crate::envelope::{Envelope, ErrorInfo, Frame, Route, derived_id, phase, reason};
 
 /// Reason of a message the transport can never take.
 pub const TRANSPORT_ERROR: &str = "TransportError";
@@ -94,7 +94,9 @@ impl Router {
         let (id, parent_id) = if index == 0 {
             (input.id.clone(), input.parent_id.clone())
         } else {
-            (new_id(), Some(input.id.clone()))
+            let index = index.to_string();
+            let id = derived_id(&[input.id.as_bytes(), self.actor.as_bytes(), index.as_bytes()]);
+            (id, Some(input.id.clone()))
         };
         let mut extra_fields = input.extra.clone();
         extra_fields.extend(extra);
@@ -149,7 +151,7 @@ impl Router {
     pub fn unparseable(&self, body: &[u8], problem: &str, now: &str) -> Outgoing {
         let error = ErrorInfo::new("ValidationError", problem);
         let carrier = Envelope {
-            id: new_id(),
+            id: derived_id(&[self.actor.as_bytes(), body]),
             route: Route {
                 curr: self.actor.clone(),
                 ..Route::default()
@@ -320,6 +322,26 @@ mod tests {
         }
         assert_ne!(out[1].envelope.id, out[2].envelope.id);
         assert_eq!(out[2].actor, "x-sink");
+    }
+
+    #[test]
+    fn a_redelivered_message_fans_out_under_the_same_ids() {
+        let frames = || vec![frame("b", json!(1)), frame("", json!(2))];
+        let first = router().route(&input(), Answer::Frames(frames()), NOW);
+        let again = router().route(&input(), Answer::Frames(frames()), NOW);
+        let ids = |out: &[Outgoing]| {
+            out.iter()
+                .map(|o| o.envelope.id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&first), ids(&again));
+        let broken = router().unparseable(b"not json", "bad", NOW);
+        let broken_again = router().unparseable(b"not json", "bad", NOW);
+        assert_eq!(broken.envelope.id, broken_again.envelope.id);
+        assert_ne!(
+            broken.envelope.id,
+            router().unparseable(b"other", "bad", NOW).envelope.id
+        );
     }
 
     #[test]
