@@ -284,11 +284,11 @@ async fn check(args: CheckArgs) -> Result<(), String> {
         .chain(&args.disruptions_losing_storage)
         .map(Disruption::case_name)
         .collect();
-    let case_names = cases::all().iter().map(|c| c.name).collect::<Vec<_>>();
     check_filter(
         args.filter.as_deref(),
-        case_names
-            .into_iter()
+        cases::all()
+            .iter()
+            .map(|c| c.name)
             .chain(disruption_names.iter().map(String::as_str)),
     )?;
     let started = Instant::now();
