@@ -4,13 +4,24 @@
 //! deletes the message; retrying makes it visible again at once.
 //! Connecting again after a failure is each transport's own business.
 //!
+//! A received message is leased to its consumer for a while (SQS
+//! visibility timeout, Pub/Sub ack deadline, JetStream ack wait); a
+//! message still in work when the lease ends goes to another consumer.
+//! [`Delivery::hold`] keeps renewing the lease while its work runs, so a
+//! handler slower than the lease is not run twice. RabbitMQ has no lease
+//! (a delivery stays with its channel until settled).
+//!
 //! Actors are addressed by name; a transport maps the name to its queue,
 //! `asya-{ASYA_NAMESPACE}-{actor}`.
 
+pub mod nats;
+pub mod pubsub;
 pub mod rabbitmq;
 pub mod sqs;
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -47,7 +58,16 @@ pub struct Delivery {
 
 /// Settles one delivery; consumed by either call.
 #[async_trait]
-pub trait Settle: Send {
+pub trait Settle: Send + Sync {
+    /// How long the transport leases a delivery to its consumer; `None`
+    /// when it has no lease to renew.
+    fn lease(&self) -> Option<Duration> {
+        None
+    }
+    /// Renews the lease for another [`Settle::lease`].
+    async fn extend(&self) -> Result<()> {
+        Ok(())
+    }
     /// The message is done with: it is not delivered again.
     async fn ack(self: Box<Self>) -> Result<()>;
     /// The message is to be delivered again, as soon as possible.
@@ -65,6 +85,30 @@ impl Delivery {
 
     pub async fn retry(self) -> Result<()> {
         self.settle.retry().await
+    }
+
+    /// Runs `work`, renewing the lease at a third of its length meanwhile
+    /// (two renewals may fail before it runs out). A failed renewal is
+    /// logged and tried again at the next tick: at worst the message is
+    /// delivered twice, which what it produces tolerates (ids are derived,
+    /// checkpoints idempotent).
+    pub async fn hold<F: Future>(&self, work: F) -> F::Output {
+        let Some(lease) = self.settle.lease() else {
+            return work.await;
+        };
+        let every = (lease / 3).max(Duration::from_millis(100));
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                output = &mut work => return output,
+                _ = ticks.tick() => {
+                    if let Err(e) = self.settle.extend().await {
+                        tracing::warn!(error = %e, "renewing the lease of a message in work failed");
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -96,9 +140,11 @@ pub async fn from_env() -> settings::Result<Arc<dyn Transport>> {
         "rabbitmq" => Arc::new(rabbitmq::Rabbitmq::new(rabbitmq::Config::from_env(
             namespace,
         )?)),
+        "pubsub" => Arc::new(pubsub::Pubsub::new(pubsub::Config::from_env(namespace)?)?),
+        "nats" => Arc::new(nats::Nats::new(nats::Config::from_env(namespace)?)),
         other => {
             return Err(SettingError(format!(
-                "ASYA_TRANSPORT={other:?} is not supported here (sqs, rabbitmq)"
+                "ASYA_TRANSPORT={other:?} is not supported here (sqs, rabbitmq, pubsub, nats)"
             )));
         }
     })
