@@ -158,4 +158,68 @@ mod tests {
     fn queues_are_named_after_namespace_and_actor() {
         assert_eq!(queue_name("default", "x-sink"), "asya-default-x-sink");
     }
+
+    /// Counts renewals; leased for `lease`, if any.
+    struct Counting {
+        lease: Option<Duration>,
+        extended: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    #[async_trait]
+    impl Settle for Counting {
+        fn lease(&self) -> Option<Duration> {
+            self.lease
+        }
+        async fn extend(&self) -> Result<()> {
+            self.extended
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+        async fn ack(self: Box<Self>) -> Result<()> {
+            Ok(())
+        }
+        async fn retry(self: Box<Self>) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn delivery(lease: Option<Duration>) -> (Delivery, Arc<std::sync::atomic::AtomicUsize>) {
+        let extended = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let settle = Counting {
+            lease,
+            extended: Arc::clone(&extended),
+        };
+        (Delivery::new(Bytes::new(), Box::new(settle)), extended)
+    }
+
+    #[tokio::test]
+    async fn work_longer_than_the_lease_renews_it_meanwhile() {
+        let (delivery, extended) = delivery(Some(Duration::from_millis(300)));
+        // A tenth of a second between renewals: about nine in a second.
+        let output = delivery
+            .hold(async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                7
+            })
+            .await;
+        assert_eq!(output, 7);
+        let renewals = extended.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(renewals >= 3, "{renewals} renewals in a second of work");
+        // None after the work is done.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(extended.load(std::sync::atomic::Ordering::SeqCst), renewals);
+    }
+
+    #[tokio::test]
+    async fn work_on_a_delivery_without_lease_renews_nothing() {
+        let (delivery, extended) = delivery(None);
+        let output = delivery
+            .hold(async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                "done"
+            })
+            .await;
+        assert_eq!(output, "done");
+        assert_eq!(extended.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
 }
