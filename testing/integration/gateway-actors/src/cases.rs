@@ -493,12 +493,25 @@ impl InFlight {
         echoes: usize,
         errors: usize,
     ) -> Result<InFlight, String> {
+        InFlight::submit_slow(gateway, tag, echoes, errors, 0).await
+    }
+
+    /// The same, with echo handlers that take `sleep_ms` each.
+    pub async fn submit_slow(
+        gateway: &Gateway,
+        tag: &str,
+        echoes: usize,
+        errors: usize,
+        sleep_ms: u64,
+    ) -> Result<InFlight, String> {
         let echoes: Vec<String> = (0..echoes).map(|i| unique(&format!("{tag}{i}"))).collect();
-        let echo_ids = try_join_all(
-            echoes
-                .iter()
-                .map(|m| gateway.call("test_echo", json!({"message": m}))),
-        )
+        let echo_ids = try_join_all(echoes.iter().map(|m| {
+            let mut arguments = json!({"message": m});
+            if sleep_ms > 0 {
+                arguments["sleep_ms"] = json!(sleep_ms);
+            }
+            gateway.call("test_echo", arguments)
+        }))
         .await?;
         let error_ids = try_join_all(
             (0..errors).map(|_| gateway.call("test_error", json!({"should_fail": true}))),

@@ -28,6 +28,8 @@ use crate::cases::{CaseResult, Ctx, InFlight, brief, status_of};
 
 /// How long a disruption may take to be felt.
 const FELT_WITHIN: Duration = Duration::from_secs(60);
+/// How long an echo handler takes when a disruption takes no tasks.
+const SLOW_MS: u64 = 1000;
 /// How often `felt` is asked.
 const FELT_EVERY: Duration = Duration::from_millis(200);
 
@@ -43,8 +45,9 @@ pub trait Disrupt: Sync {
     }
     /// The gateway takes tasks while it lasts (false when the transport
     /// itself is gone: then the tasks on their way when it began are the
-    /// ones that must get through, and at least one must still be on its
-    /// way then).
+    /// ones that must get through; their echo handler takes a second, so
+    /// that they are in work when it begins, and at least one must still
+    /// be on its way then).
     fn takes_tasks(&self) -> bool {
         true
     }
@@ -181,9 +184,9 @@ async fn on_their_way(cx: &Ctx<'_>, tasks: &InFlight) -> Result<usize, String> {
 /// every one ends, stored exactly once under its own name.
 pub async fn run(cx: &Ctx<'_>, disruption: &dyn Disrupt) -> CaseResult {
     let before = if disruption.keeps_storage() {
-        // More of them when they are all there is to see it through.
-        let echoes = if disruption.takes_tasks() { 10 } else { 30 };
-        InFlight::submit(cx.gateway, "before", echoes, 2).await?
+        // Slow when they are all there is to see it through.
+        let sleep_ms = if disruption.takes_tasks() { 0 } else { SLOW_MS };
+        InFlight::submit_slow(cx.gateway, "before", 10, 2, sleep_ms).await?
     } else {
         InFlight::default()
     };
