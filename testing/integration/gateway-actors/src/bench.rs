@@ -97,7 +97,7 @@ async fn measure(
 
     // Throughput: `tasks` echo tasks, `concurrency` submits in flight,
     // until every object is in the bucket.
-    let parts = measured_processes(stack, options);
+    let parts = measured_processes(stack, options).await;
     let cpu_before = cpu_of(&parts);
     let started = Instant::now();
     let submits = futures_util::stream::iter(0..tasks)
@@ -155,9 +155,10 @@ async fn measure(
 /// The processes whose CPU the throughput run is charged to: the stack's,
 /// the emulators' (their pid files in the run directory), the RabbitMQ
 /// broker when it can be asked, and this client.
-fn measured_processes(stack: &Stack, options: &Options) -> Vec<(String, u32)> {
+async fn measured_processes(stack: &Stack, options: &Options) -> Vec<(String, u32)> {
     let mut parts: Vec<(String, u32)> = stack
         .pids()
+        .await
         .into_iter()
         .map(|(part, pid)| (part.to_owned(), pid))
         .collect();

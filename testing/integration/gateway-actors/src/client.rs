@@ -1,6 +1,9 @@
 //! A client of the gateway, as a test or a benchmark uses it: call a
-//! tool, read a task, wait until the task is final.
+//! tool, read a task, wait until the task is final. It remembers the
+//! tasks it submitted, test by test.
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -11,6 +14,14 @@ pub struct Gateway {
     http: reqwest::Client,
     /// How often a waiting caller asks for the task.
     poll: Duration,
+    submitted: Arc<Mutex<Submitted>>,
+}
+
+/// Ids of the tasks submitted, by the test under way and before it.
+#[derive(Default)]
+struct Submitted {
+    earlier: BTreeSet<String>,
+    current: BTreeSet<String>,
 }
 
 impl Gateway {
@@ -22,7 +33,22 @@ impl Gateway {
                 .build()
                 .expect("a plain HTTP client builds"),
             poll: Duration::from_millis(20),
+            submitted: Arc::default(),
         }
+    }
+
+    /// A new test begins: what was submitted so far was an earlier
+    /// test's.
+    pub fn next_test(&self) {
+        let mut submitted = self.submitted.lock().expect("not poisoned");
+        let current = std::mem::take(&mut submitted.current);
+        submitted.earlier.extend(current);
+    }
+
+    /// Whether task `id` was submitted by an earlier test.
+    pub fn submitted_earlier(&self, id: &str) -> bool {
+        let submitted = self.submitted.lock().expect("not poisoned");
+        submitted.earlier.contains(id)
     }
 
     /// The same gateway, polled this often by `wait_final`.
@@ -53,6 +79,8 @@ impl Gateway {
         if handle["status_url"] != format!("/mesh/{id}") {
             return Err(format!("calling {tool}: unexpected status_url in {text}"));
         }
+        let mut submitted = self.submitted.lock().expect("not poisoned");
+        submitted.current.insert(id.to_owned());
         Ok(id.to_owned())
     }
 

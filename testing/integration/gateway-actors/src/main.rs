@@ -15,6 +15,7 @@ mod disruption;
 mod outage;
 mod process;
 mod profile;
+mod resilience;
 mod stack;
 mod storage;
 
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 
 use cases::{CaseResult, Ctx};
-use disruption::Disruption;
+use disruption::{Disrupt, Disruption};
 use profile::{Crew, Profile};
 use stack::{Options, Stack};
 
@@ -203,6 +204,7 @@ async fn run_cases(cx: &Ctx<'_>, filter: Option<&str>) -> Outcomes {
 /// One test on empty buckets, within [`CASE_WITHIN`], reported.
 async fn run_case(cx: &Ctx<'_>, name: &str, case: impl Future<Output = CaseResult>) -> CaseResult {
     let began = Instant::now();
+    cx.gateway.next_test();
     let outcome = match cases::clean(cx.results, cx.errors).await {
         Err(e) => Err(format!("cleaning the buckets before the test: {e}")),
         Ok(()) => tokio::time::timeout(CASE_WITHIN, case)
@@ -211,6 +213,24 @@ async fn run_case(cx: &Ctx<'_>, name: &str, case: impl Future<Output = CaseResul
     };
     report(name, &outcome, Some(began));
     outcome
+}
+
+/// One test per disruption (those whose name contains `filter`).
+async fn run_disruptions(
+    cx: &Ctx<'_>,
+    disruptions: &[&dyn Disrupt],
+    filter: Option<&str>,
+) -> Outcomes {
+    let mut outcomes = Vec::new();
+    for &disruption in disruptions {
+        let name = disruption::case_name(disruption);
+        if filter.is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let outcome = run_case(cx, &name, disruption::run(cx, disruption)).await;
+        outcomes.push((name, outcome));
+    }
+    outcomes
 }
 
 fn report(name: &str, outcome: &Result<(), String>, began: Option<Instant>) {
@@ -246,8 +266,22 @@ fn all_of(problems: Vec<String>) -> Result<(), String> {
     }
 }
 
+/// Names of the disruptions `run` causes (resilience.rs), for `--filter`.
+const RUN_DISRUPTIONS: &[&str] = &[
+    "disruption:transport-outage",
+    "disruption:transport-restart",
+    "disruption:sidecar-crash",
+    "disruption:proxy-restart",
+];
+
 async fn run(common: Common, filter: Option<String>) -> Result<(), String> {
-    check_filter(filter.as_deref(), cases::all().iter().map(|c| c.name))?;
+    check_filter(
+        filter.as_deref(),
+        cases::all()
+            .iter()
+            .map(|c| c.name)
+            .chain(RUN_DISRUPTIONS.iter().copied()),
+    )?;
     let started = Instant::now();
     let (profile, options) = common.options(true, None)?;
     println!("== integration profile {}", profile.name);
@@ -257,11 +291,14 @@ async fn run(common: Common, filter: Option<String>) -> Result<(), String> {
         stack.socket_dirs.len() * 2 + 3,
         started.elapsed().as_secs_f64()
     );
-    let mut outcomes = run_cases(
-        &stack.context(profile.large_payload_kb()?),
-        filter.as_deref(),
-    )
-    .await;
+    let mut outcomes = {
+        let cx = stack.context(profile.large_payload_kb()?);
+        let mut outcomes = run_cases(&cx, filter.as_deref()).await;
+        let own = resilience::all(&stack);
+        let own: Vec<&dyn Disrupt> = own.iter().map(|d| &**d as &dyn Disrupt).collect();
+        outcomes.extend(run_disruptions(&cx, &own, filter.as_deref()).await);
+        outcomes
+    };
     let closing = [
         ("cleanup after the tests", stack.clean().await),
         ("every process kept running", all_of(stack.exited())),
@@ -282,7 +319,7 @@ async fn check(args: CheckArgs) -> Result<(), String> {
         .disruptions
         .iter()
         .chain(&args.disruptions_losing_storage)
-        .map(Disruption::case_name)
+        .map(|d| disruption::case_name(d))
         .collect();
     check_filter(
         args.filter.as_deref(),
@@ -306,18 +343,13 @@ async fn check(args: CheckArgs) -> Result<(), String> {
         large_payload_kb: profile.large_payload_kb()?,
     };
     let mut outcomes = run_cases(&cx, args.filter.as_deref()).await;
-    for disruption in args
+    let disruptions: Vec<&dyn Disrupt> = args
         .disruptions
         .iter()
         .chain(&args.disruptions_losing_storage)
-    {
-        let name = disruption.case_name();
-        if args.filter.as_deref().is_some_and(|f| !name.contains(f)) {
-            continue;
-        }
-        let outcome = run_case(&cx, &name, disruption::run(&cx, disruption)).await;
-        outcomes.push((name, outcome));
-    }
+        .map(|d| d as &dyn Disrupt)
+        .collect();
+    outcomes.extend(run_disruptions(&cx, &disruptions, args.filter.as_deref()).await);
     let cleaned = cases::clean(&*results, &*errors).await;
     report("cleanup after the tests", &cleaned, None);
     outcomes.push(("cleanup after the tests".to_owned(), cleaned));

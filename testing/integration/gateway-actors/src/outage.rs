@@ -21,7 +21,8 @@ pub struct Forwarder {
 
 struct Shared {
     up: AtomicBool,
-    /// Connections closed because of the outage.
+    /// Connections closed because of the outage, or because the server
+    /// behind it was not there.
     refused: AtomicU64,
     /// Bumped on every cut; connections end when it changes.
     cuts: watch::Sender<u64>,
@@ -84,6 +85,8 @@ async fn accept_loop(listener: TcpListener, target: SocketAddr, shared: Arc<Shar
         tokio::spawn(async move {
             let mut cuts = shared.cuts.subscribe();
             let Ok(upstream) = TcpStream::connect(target).await else {
+                // The server itself is down: refused all the same.
+                shared.refused.fetch_add(1, Ordering::SeqCst);
                 return;
             };
             let (mut client, mut upstream) = (client, upstream);

@@ -1,7 +1,9 @@
 //! The processes a run starts: spawned with exactly the environment they
 //! are given (plus `PATH`), stderr to their own log file, killed by pid
 //! when dropped (a failed or panicking run leaves nothing behind), and
-//! stopped with SIGTERM, which must end them with status 0.
+//! stopped with SIGTERM, which must end them with status 0. A process
+//! remembers how it was started, so a test can kill it (SIGKILL, a crash)
+//! and start it again the same way.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,14 @@ pub struct Process {
     pub name: String,
     child: Child,
     pub log: PathBuf,
+    launch: Launch,
+}
+
+/// How a process was started.
+struct Launch {
+    program: PathBuf,
+    args: Vec<String>,
+    env: Env,
 }
 
 impl Process {
@@ -26,24 +36,43 @@ impl Process {
         env: &Env,
         log: PathBuf,
     ) -> Result<Process, String> {
+        let launch = Launch {
+            program: program.to_owned(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            env: env.clone(),
+        };
         let log_file =
             std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let child = Command::new(program)
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("starting {name} ({}): {e}", program.display()))?;
+        let child = launch.spawn(name, log_file)?;
         Ok(Process {
             name: name.to_owned(),
             child,
             log,
+            launch,
         })
+    }
+
+    /// Kills it with SIGKILL (no chance to clean up, as in a crash) and
+    /// waits until it is gone.
+    pub async fn kill(&mut self) -> Result<(), String> {
+        self.child
+            .kill()
+            .await
+            .map_err(|e| format!("killing {}: {e}", self.name))
+    }
+
+    /// Starts it again as it was started the first time; its log goes on
+    /// in the same file.
+    pub fn start_again(&mut self) -> Result<(), String> {
+        if self.exited().is_none() {
+            return Err(format!("{} is still running", self.name));
+        }
+        let log_file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| format!("{}: {e}", self.log.display()))?;
+        self.child = self.launch.spawn(&self.name, log_file)?;
+        Ok(())
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -84,6 +113,22 @@ impl Process {
                 ))
             }
         }
+    }
+}
+
+impl Launch {
+    fn spawn(&self, name: &str, log: std::fs::File) -> Result<Child, String> {
+        Command::new(&self.program)
+            .args(&self.args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&self.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("starting {name} ({}): {e}", self.program.display()))
     }
 }
 

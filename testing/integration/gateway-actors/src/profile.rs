@@ -8,7 +8,11 @@
 //! - `SINK_MOUNT_OPTIONS` / `SUMP_MOUNT_OPTIONS`: the crew runtime's mount
 //!   options (`write=buffered` by default);
 //! - `STORAGE` (`s3`, ...): how tests read objects from the emulator;
-//! - `LARGE_PAYLOAD_KB`: the size of the large-payload test.
+//! - `LARGE_PAYLOAD_KB`: the size of the large-payload test;
+//! - `TRANSPORT_STOP` / `TRANSPORT_START` (optional): shell commands that
+//!   stop the transport's server and start it again where it was, keeping
+//!   what it holds (a server of the run's own, such as NATS); the
+//!   `transport-restart` test runs them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -117,6 +121,15 @@ impl Profile {
 
     pub fn storage(&self) -> Result<&str, String> {
         self.get("STORAGE")
+    }
+
+    /// How to stop the transport's server and start it again, when the
+    /// profile says.
+    pub fn transport_restart(&self) -> Option<(String, String)> {
+        Some((
+            self.vars.get("TRANSPORT_STOP")?.clone(),
+            self.vars.get("TRANSPORT_START")?.clone(),
+        ))
     }
 
     pub fn large_payload_kb(&self) -> Result<u64, String> {

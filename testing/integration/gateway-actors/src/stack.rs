@@ -7,6 +7,11 @@
 //!
 //! Sockets live in a short temporary directory (a Unix socket path has
 //! at most 107 bytes); logs in the run directory.
+//!
+//! With the outage forwarders, storage and the transport each sit behind
+//! one (outage.rs), so a test can cut either off; x-sink's sidecar and
+//! state proxy can be killed or stopped and started again
+//! (resilience.rs).
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -15,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conformance::component::Proxy;
+use tokio::sync::Mutex;
 
 use crate::cases::{self, Ctx, Outage};
 use crate::client::Gateway;
@@ -45,7 +51,8 @@ pub struct Options {
     pub proxy_bin: PathBuf,
     pub flows: PathBuf,
     pub run_dir: PathBuf,
-    /// Put the outage forwarder between the crew proxies and storage.
+    /// Put outage forwarders between the crew proxies and storage, and
+    /// between the mesh and the transport.
     pub outage_forwarder: bool,
     pub sidecar_concurrency: usize,
     /// Another connector for both crew proxies (the benchmark runs the
@@ -59,14 +66,32 @@ pub struct Stack {
     pub errors: Arc<dyn Storage>,
     /// Cut storage off from the crew proxies (when started with them).
     outage: Vec<Forwarder>,
+    /// Cut the transport off from the mesh (when started with it).
+    transport_outage: Option<Forwarder>,
+    /// The profile's commands to stop the transport and start it again.
+    pub transport_restart: Option<(String, String)>,
     pub mesh_env: Env,
     /// Socket directory of each actor.
     pub socket_dirs: BTreeMap<String, PathBuf>,
-    proxies: Vec<(Crew, Proxy)>,
+    /// Each crew proxy: its settings, and the process while it runs.
+    proxies: Vec<CrewProxy>,
     runtimes: Vec<Process>,
     gateway_process: Option<Process>,
-    sidecars: Vec<Process>,
+    /// Locked only to kill one and start it again.
+    sidecars: Mutex<Vec<Process>>,
     _sockets: tempfile::TempDir,
+}
+
+/// A crew actor's state proxy and how to start it again.
+struct CrewProxy {
+    crew: Crew,
+    binary: PathBuf,
+    env: Env,
+    socket: PathBuf,
+    logs: PathBuf,
+    running: Mutex<Option<Proxy>>,
+    /// How many times it was started, for its log file's name.
+    starts: std::sync::atomic::AtomicU32,
 }
 
 /// The socket of a crew actor's state proxy.
@@ -89,6 +114,18 @@ impl Stack {
         mesh_env
             .entry("ASYA_LOG_LEVEL".into())
             .or_insert_with(|| "info".into());
+        let transport_outage = if options.outage_forwarder {
+            let var = transport_endpoint_var(mesh_env.get("ASYA_TRANSPORT").map_or("", |t| t))?;
+            let endpoint = mesh_env
+                .get(var)
+                .ok_or_else(|| format!("the mesh needs {var}"))?
+                .clone();
+            let forwarder = Forwarder::start(socket_addr(&endpoint)?).await?;
+            mesh_env.insert(var.into(), replace_authority(&endpoint, forwarder.addr)?);
+            Some(forwarder)
+        } else {
+            None
+        };
 
         let mut setup = Process::spawn(
             "setup",
@@ -152,10 +189,17 @@ impl Stack {
                 let forwarded = replace_authority(&endpoint, forwarders[&endpoint].addr)?;
                 env.insert(endpoint_var.into(), forwarded);
             }
-            let socket = proxy_socket(&socket_dirs[crew.actor()], crew);
-            let log = logs.join(format!("{}-state-proxy.log", crew.actor()));
-            let proxy = Proxy::start(&options.proxy_bin, &env, socket, &log).await?;
-            proxies.push((crew, proxy));
+            let proxy = CrewProxy {
+                crew,
+                binary: options.proxy_bin.clone(),
+                env,
+                socket: proxy_socket(&socket_dirs[crew.actor()], crew),
+                logs: logs.clone(),
+                running: Mutex::new(None),
+                starts: std::sync::atomic::AtomicU32::new(0),
+            };
+            proxy.start().await?;
+            proxies.push(proxy);
         }
 
         let mut runtimes = Vec::new();
@@ -255,12 +299,14 @@ impl Stack {
             results,
             errors,
             outage: forwarders.into_values().collect(),
+            transport_outage,
+            transport_restart: profile.transport_restart(),
             mesh_env,
             socket_dirs,
             proxies,
             runtimes,
             gateway_process: Some(gateway_process),
-            sidecars,
+            sidecars: Mutex::new(sidecars),
             _sockets: sockets,
         })
     }
@@ -283,26 +329,83 @@ impl Stack {
 
     /// Every process of the stack by its part (`gateway`, `sidecars`,
     /// `runtimes`, `crew state proxies`), for measurements.
-    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+    pub async fn pids(&self) -> Vec<(&'static str, u32)> {
         let mut pids = Vec::new();
         let part = |name, processes: &[Process], pids: &mut Vec<_>| {
             pids.extend(processes.iter().filter_map(|p| Some((name, p.pid()?))));
         };
-        part("sidecars", &self.sidecars, &mut pids);
+        part("sidecars", &self.sidecars.lock().await, &mut pids);
         part("runtimes", &self.runtimes, &mut pids);
         part("gateway", self.gateway_process.as_slice(), &mut pids);
-        pids.extend(
-            self.proxies
-                .iter()
-                .filter_map(|(_, proxy)| Some(("crew state proxies", proxy.pid()?))),
-        );
+        for proxy in &self.proxies {
+            if let Some(pid) = proxy.running.lock().await.as_ref().and_then(Proxy::pid) {
+                pids.push(("crew state proxies", pid));
+            }
+        }
         pids
+    }
+
+    /// The forwarder between the mesh and the transport, if any.
+    pub fn transport_outage(&self) -> Option<&Forwarder> {
+        self.transport_outage.as_ref()
+    }
+
+    /// Kills `actor`'s sidecar with SIGKILL.
+    pub async fn kill_sidecar(&self, actor: &str) -> Result<(), String> {
+        let mut sidecars = self.sidecars.lock().await;
+        sidecar_of(&mut sidecars, actor)?.kill().await
+    }
+
+    /// Starts `actor`'s killed sidecar again and waits until it consumes.
+    pub async fn start_sidecar_again(&self, actor: &str) -> Result<(), String> {
+        let mut sidecars = self.sidecars.lock().await;
+        let sidecar = sidecar_of(&mut sidecars, actor)?;
+        // A killed sidecar leaves its readiness file behind.
+        let ready = self.socket_dirs[actor].join(asya_mesh::sidecar::SIDECAR_READY_FILE);
+        let _ = std::fs::remove_file(&ready);
+        sidecar.start_again()?;
+        wait_for_file(&ready, sidecar).await
+    }
+
+    /// Stops `crew`'s state proxy (SIGTERM, a clean exit).
+    pub async fn stop_proxy(&self, crew: Crew) -> Result<(), String> {
+        let proxy = self.crew_proxy(crew)?;
+        let running = proxy.running.lock().await.take();
+        match running {
+            Some(running) => running.stop().await,
+            None => Err(format!("{}'s state proxy is not running", crew.actor())),
+        }
+    }
+
+    /// Starts `crew`'s stopped state proxy again on its socket and waits
+    /// until it answers.
+    pub async fn start_proxy_again(&self, crew: Crew) -> Result<(), String> {
+        self.crew_proxy(crew)?.start().await
+    }
+
+    fn crew_proxy(&self, crew: Crew) -> Result<&CrewProxy, String> {
+        self.proxies
+            .iter()
+            .find(|p| p.crew == crew)
+            .ok_or_else(|| format!("no state proxy for {}", crew.actor()))
+    }
+
+    /// What `actor`'s runtime has logged so far.
+    pub fn runtime_log(&self, actor: &str) -> Result<String, String> {
+        let name = format!("{actor} runtime");
+        let runtime = self
+            .runtimes
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| format!("no {name}"))?;
+        std::fs::read_to_string(&runtime.log).map_err(|e| format!("{}: {e}", runtime.log.display()))
     }
 
     /// Any process that exited while it should be running.
     pub fn exited(&mut self) -> Vec<String> {
         let processes = self
             .sidecars
+            .get_mut()
             .iter_mut()
             .chain(self.runtimes.iter_mut())
             .chain(self.gateway_process.iter_mut());
@@ -320,6 +423,7 @@ impl Stack {
         let mut problems = Vec::new();
         let stops = self
             .sidecars
+            .get_mut()
             .drain(..)
             .map(|p| p.stop(STOP_WITHIN))
             .collect::<Vec<_>>();
@@ -337,9 +441,15 @@ impl Stack {
         for result in futures_util::future::join_all(stops).await {
             problems.extend(result.err());
         }
-        for (crew, proxy) in self.proxies.drain(..) {
-            if let Err(e) = proxy.stop().await {
-                problems.push(format!("{} state proxy: {e}", crew.actor()));
+        for proxy in self.proxies.drain(..) {
+            let actor = proxy.crew.actor();
+            match proxy.running.into_inner() {
+                Some(running) => {
+                    if let Err(e) = running.stop().await {
+                        problems.push(format!("{actor} state proxy: {e}"));
+                    }
+                }
+                None => problems.push(format!("{actor} state proxy was not running")),
             }
         }
         problems
@@ -360,6 +470,52 @@ impl Outage for Stack {
     }
 }
 
+impl CrewProxy {
+    /// Starts it and waits until it answers; each start logs to a file of
+    /// its own.
+    async fn start(&self) -> Result<(), String> {
+        let mut running = self.running.lock().await;
+        if running.is_some() {
+            return Err(format!("{}'s state proxy is running", self.crew.actor()));
+        }
+        let starts = self
+            .starts
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = match starts {
+            0 => format!("{}-state-proxy.log", self.crew.actor()),
+            n => format!("{}-state-proxy.{}.log", self.crew.actor(), n + 1),
+        };
+        let proxy = Proxy::start(
+            &self.binary,
+            &self.env,
+            self.socket.clone(),
+            &self.logs.join(name),
+        )
+        .await?;
+        *running = Some(proxy);
+        Ok(())
+    }
+}
+
+fn sidecar_of<'a>(sidecars: &'a mut [Process], actor: &str) -> Result<&'a mut Process, String> {
+    let name = format!("{actor} sidecar");
+    sidecars
+        .iter_mut()
+        .find(|p| p.name == name)
+        .ok_or_else(|| format!("no {name}"))
+}
+
+/// The mesh setting that says where a transport is.
+fn transport_endpoint_var(transport: &str) -> Result<&'static str, String> {
+    Ok(match transport {
+        "sqs" => "ASYA_SQS_ENDPOINT",
+        "rabbitmq" => "ASYA_RABBITMQ_URL",
+        "pubsub" => "ASYA_PUBSUB_ENDPOINT",
+        "nats" => "ASYA_NATS_URL",
+        other => return Err(format!("no outage forwarder for transport {other:?}")),
+    })
+}
+
 /// Waits until `process` has written its readiness file.
 async fn wait_for_file(file: &Path, process: &mut Process) -> Result<(), String> {
     let what = format!("{} writing {}", process.name, file.display());
@@ -375,10 +531,14 @@ fn free_port() -> Result<u16, String> {
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }
 
-/// `host:port` of a URL such as `http://127.0.0.1:4566/...`.
+/// `host:port` of a URL such as `http://127.0.0.1:4566/...` (without the
+/// user information of `amqp://user:pass@host:port/vhost`).
 fn authority(url: &str) -> Result<&str, String> {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split('/').next().unwrap_or(rest);
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     if authority.is_empty() {
         return Err(format!("{url:?} has no host"));
     }
@@ -418,6 +578,10 @@ mod tests {
         assert_eq!(
             socket_addr("http://127.0.0.1:4566/x").unwrap(),
             "127.0.0.1:4566".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            replace_authority("amqp://u:p@127.0.0.1:5672/vhost", addr).unwrap(),
+            "amqp://u:p@127.0.0.1:9/vhost"
         );
         assert!(authority("http://").is_err());
     }

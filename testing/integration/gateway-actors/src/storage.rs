@@ -1,7 +1,8 @@
 //! Reading what the crew stored, straight from the storage emulator's own
 //! API, never through a state proxy: one small helper per storage kind,
-//! bound to one crew actor's bucket and prefix. S3 (moto) is here; other
-//! kinds implement the same trait.
+//! bound to one crew actor's bucket and prefix: S3 (moto), GCS
+//! (fake-gcs-server's JSON API) and Redis (keys `STATE_PREFIX:key`, the
+//! profile's stand-in for a bucket).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use conformance::Backend;
-use conformance::backend::S3Backend;
+use conformance::backend::{GcsBackend, RedisBackend, S3Backend};
 use futures_util::StreamExt;
 use http::Method;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -79,7 +80,9 @@ pub fn for_proxy(kind: &str, env: &Env) -> Result<Arc<dyn Storage>, String> {
         "s3" => Ok(Arc::new(S3 {
             backend: S3Backend::from_env(env)?,
         })),
-        other => Err(format!("no storage helper for {other:?} (s3)")),
+        "gcs" => Ok(Arc::new(Gcs::from_env(env)?)),
+        "redis" => Ok(Arc::new(Redis::from_env(env)?)),
+        other => Err(format!("no storage helper for {other:?} (s3, gcs, redis)")),
     }
 }
 
@@ -88,7 +91,9 @@ pub fn for_proxy(kind: &str, env: &Env) -> Result<Arc<dyn Storage>, String> {
 pub fn endpoint_var(kind: &str) -> Result<&'static str, String> {
     match kind {
         "s3" => Ok("AWS_ENDPOINT_URL"),
-        other => Err(format!("no storage helper for {other:?} (s3)")),
+        "gcs" => Ok("STORAGE_EMULATOR_HOST"),
+        "redis" => Ok("REDIS_URL"),
+        other => Err(format!("no storage helper for {other:?} (s3, gcs, redis)")),
     }
 }
 
@@ -156,5 +161,199 @@ impl Storage for S3 {
 
     async fn put_empty(&self, key: &str) -> Result<(), String> {
         self.expect(Method::PUT, key, &[200]).await
+    }
+}
+
+fn setting<'a>(env: &'a Env, key: &str) -> Result<&'a str, String> {
+    env.get(key)
+        .map(String::as_str)
+        .ok_or_else(|| format!("the crew proxy's environment has no {key}"))
+}
+
+/// Objects of a fake-gcs-server bucket, through its JSON API.
+struct Gcs {
+    backend: GcsBackend,
+    http: reqwest::Client,
+}
+
+impl Gcs {
+    fn from_env(env: &Env) -> Result<Gcs, String> {
+        let backend = GcsBackend::new(
+            setting(env, "STORAGE_EMULATOR_HOST")?,
+            setting(env, "STATE_BUCKET")?,
+            env.get("STATE_PREFIX").map_or("", String::as_str),
+        )?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Gcs { backend, http })
+    }
+
+    /// What the full name of each of this helper's keys starts with.
+    fn name_prefix(&self) -> String {
+        match self.backend.prefix.as_str() {
+            "" => String::new(),
+            prefix => format!("{prefix}/"),
+        }
+    }
+
+    async fn expect(&self, request: reqwest::RequestBuilder, ok: &[u16]) -> Result<(), String> {
+        let answer = request.send().await.map_err(|e| e.to_string())?;
+        let status = answer.status().as_u16();
+        if ok.contains(&status) {
+            Ok(())
+        } else {
+            Err(format!("{}: status {status}", answer.url()))
+        }
+    }
+}
+
+#[async_trait]
+impl Storage for Gcs {
+    fn describe(&self) -> String {
+        self.backend.describe()
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.backend.read(key).await
+    }
+
+    async fn list(&self) -> Result<Listing, String> {
+        let prefix = self.name_prefix();
+        let (names, pages) = self.backend.all_names(&prefix, 1000).await?;
+        let keys = names
+            .into_iter()
+            .map(|name| name[prefix.len()..].to_owned())
+            .collect();
+        Ok(Listing { keys, pages })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), String> {
+        let url = format!(
+            "{}/storage/v1/b/{}/o/{}",
+            self.backend.endpoint,
+            utf8_percent_encode(&self.backend.bucket, NON_ALPHANUMERIC),
+            utf8_percent_encode(&self.backend.name(key), NON_ALPHANUMERIC)
+        );
+        self.expect(self.http.delete(url), &[200, 204, 404]).await
+    }
+
+    async fn put_empty(&self, key: &str) -> Result<(), String> {
+        let url = format!(
+            "{}/upload/storage/v1/b/{}/o",
+            self.backend.endpoint,
+            utf8_percent_encode(&self.backend.bucket, NON_ALPHANUMERIC),
+        );
+        let request = self
+            .http
+            .post(url)
+            .query(&[("uploadType", "media"), ("name", &self.backend.name(key))])
+            .body(Vec::new());
+        self.expect(request, &[200]).await
+    }
+}
+
+/// Keys of a private redis-server, `STATE_PREFIX:key`.
+struct Redis {
+    backend: RedisBackend,
+    client: redis::Client,
+}
+
+impl Redis {
+    fn from_env(env: &Env) -> Result<Redis, String> {
+        let url = setting(env, "REDIS_URL")?.to_owned();
+        let client = redis::Client::open(url.as_str()).map_err(|e| format!("{url}: {e}"))?;
+        let prefix = env.get("STATE_PREFIX").cloned().unwrap_or_default();
+        Ok(Redis {
+            backend: RedisBackend { url, prefix },
+            client,
+        })
+    }
+
+    fn name(&self, key: &str) -> String {
+        match self.backend.prefix.as_str() {
+            "" => key.to_owned(),
+            prefix => format!("{prefix}:{key}"),
+        }
+    }
+
+    async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, String> {
+        self.client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| format!("connecting to {}: {e}", self.backend.url))
+    }
+}
+
+#[async_trait]
+impl Storage for Redis {
+    fn describe(&self) -> String {
+        self.backend.describe()
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.backend.read(key).await
+    }
+
+    /// `SCAN` with `MATCH` and `COUNT`, following the cursor: a page is
+    /// one `SCAN` call.
+    async fn list(&self) -> Result<Listing, String> {
+        let mut connection = self.connection().await?;
+        let prefix = self.name("");
+        // Glob characters in the prefix match themselves.
+        let mut pattern = String::new();
+        for c in prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        let (mut keys, mut pages, mut cursor) = (Vec::new(), 0, 0u64);
+        loop {
+            let (next, names): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut connection)
+                .await
+                .map_err(|e| format!("SCAN {pattern}: {e}"))?;
+            pages += 1;
+            keys.extend(
+                names
+                    .into_iter()
+                    .map(|name| name[prefix.len()..].to_owned()),
+            );
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        // SCAN may return a key twice.
+        keys.sort();
+        keys.dedup();
+        Ok(Listing { keys, pages })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), String> {
+        let mut connection = self.connection().await?;
+        redis::cmd("DEL")
+            .arg(self.name(key))
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(|e| format!("DEL {}: {e}", self.name(key)))
+    }
+
+    async fn put_empty(&self, key: &str) -> Result<(), String> {
+        let mut connection = self.connection().await?;
+        redis::cmd("SET")
+            .arg(self.name(key))
+            .arg("")
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(|e| format!("SET {}: {e}", self.name(key)))
     }
 }

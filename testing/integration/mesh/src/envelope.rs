@@ -229,6 +229,15 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn derived_ids_depend_on_the_parts_and_their_boundaries_only() {
+        let first = derived_id(&[b"task", b"1"]);
+        assert_eq!(first, derived_id(&[b"task", b"1"]));
+        assert_ne!(first, derived_id(&[b"task", b"2"]));
+        assert_ne!(first, derived_id(&[b"tas", b"k1"]));
+        assert!(uuid::Uuid::parse_str(&first).is_ok());
+    }
+
+    #[test]
     fn unknown_fields_survive_a_round_trip() {
         let text = json!({
             "id": "a",

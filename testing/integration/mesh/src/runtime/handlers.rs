@@ -73,6 +73,29 @@ impl Handler {
     }
 }
 
+/// Longest `sleep_ms` a payload may ask for.
+pub const MAX_SLEEP_MS: u64 = 60_000;
+
+/// How long a payload handler takes before it runs: `"sleep_ms": n` in the
+/// payload (0 to [`MAX_SLEEP_MS`]), a slow handler on demand, so that a
+/// test can have tasks in work when it disrupts the mesh. Anything else
+/// under that name is refused before any work.
+pub fn pause(payload: &Value) -> Result<Option<std::time::Duration>, Raised> {
+    let Some(ms) = payload.get("sleep_ms") else {
+        return Ok(None);
+    };
+    let ms = ms
+        .as_u64()
+        .filter(|ms| *ms <= MAX_SLEEP_MS)
+        .ok_or_else(|| {
+            Raised::Invalid(ErrorInfo::new(
+                "ValidationError",
+                format!("sleep_ms must be an integer from 0 to {MAX_SLEEP_MS}"),
+            ))
+        })?;
+    Ok(Some(std::time::Duration::from_millis(ms)))
+}
+
 /// What `incrementer` adds (10 doubled, then incremented, is 25).
 pub const INCREMENT: i64 = 5;
 
@@ -213,6 +236,22 @@ mod tests {
                 Raised::Invalid(info) => panic!("{name} refused the payload: {info:?}"),
             }),
             Handler::Checkpoint => panic!("{name} is not a payload handler"),
+        }
+    }
+
+    #[test]
+    fn a_payload_may_ask_for_a_pause_within_bounds() {
+        use std::time::Duration;
+        assert!(matches!(pause(&json!({"message": 1})), Ok(None)));
+        assert_eq!(
+            pause(&json!({"sleep_ms": 250})).unwrap(),
+            Some(Duration::from_millis(250))
+        );
+        for bad in [json!(-1), json!(60_001), json!("1"), json!(1.5)] {
+            assert!(
+                matches!(pause(&json!({"sleep_ms": bad})), Err(Raised::Invalid(_))),
+                "{bad}"
+            );
         }
     }
 

@@ -17,7 +17,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::checkpoint;
-use super::handlers::{Handler, Raised};
+use super::handlers::{self, Handler, Raised};
 use super::mounts::Mounts;
 use crate::envelope::{Envelope, ErrorInfo, Frame};
 use crate::sse;
@@ -40,26 +40,14 @@ impl Invoker {
             }
         };
         match self.handler {
-            Handler::Payload(handler) => match handler(&envelope.payload) {
-                Ok(results) if results.is_empty() => web::empty(StatusCode::NO_CONTENT),
-                Ok(results) => {
-                    let route = envelope.route.shifted();
-                    let frames: Vec<Frame> = results
-                        .into_iter()
-                        .map(|payload| Frame {
-                            payload,
-                            route: route.clone(),
-                            headers: envelope.headers.clone(),
-                            status: envelope.status.clone(),
-                            ..Frame::default()
-                        })
-                        .collect();
-                    web::json(StatusCode::OK, &json!({ "frames": frames }))
+            Handler::Payload(handler) => match handlers::pause(&envelope.payload) {
+                Err(refusal) => answer(&envelope, Err(refusal)),
+                Ok(pause) => {
+                    if let Some(pause) = pause {
+                        tokio::time::sleep(pause).await;
+                    }
+                    answer(&envelope, handler(&envelope.payload))
                 }
-                Err(Raised::Error(raised)) => {
-                    web::json(StatusCode::INTERNAL_SERVER_ERROR, &processing_error(raised))
-                }
-                Err(Raised::Invalid(details)) => refused(details),
             },
             Handler::Checkpoint => self.checkpoint(&envelope).await,
         }
@@ -84,6 +72,31 @@ impl Invoker {
         }
         sse::write(&mut stream, &sse::Event::new(sse::DONE, ""));
         web::bytes(StatusCode::OK, sse::CONTENT_TYPE, stream)
+    }
+}
+
+/// The answer to what a payload handler returned.
+fn answer(envelope: &Envelope, outcome: Result<Vec<Value>, Raised>) -> Response {
+    match outcome {
+        Ok(results) if results.is_empty() => web::empty(StatusCode::NO_CONTENT),
+        Ok(results) => {
+            let route = envelope.route.shifted();
+            let frames: Vec<Frame> = results
+                .into_iter()
+                .map(|payload| Frame {
+                    payload,
+                    route: route.clone(),
+                    headers: envelope.headers.clone(),
+                    status: envelope.status.clone(),
+                    ..Frame::default()
+                })
+                .collect();
+            web::json(StatusCode::OK, &json!({ "frames": frames }))
+        }
+        Err(Raised::Error(raised)) => {
+            web::json(StatusCode::INTERNAL_SERVER_ERROR, &processing_error(raised))
+        }
+        Err(Raised::Invalid(details)) => refused(details),
     }
 }
 

@@ -218,11 +218,16 @@ struct Worker {
 
 impl Worker {
     async fn handle(&self, delivery: Delivery) {
-        let settled = if self.is_end_actor {
-            self.finish(&delivery.body).await
-        } else {
-            self.relay(&delivery.body).await
-        };
+        // The transport's lease is renewed while the message is in work.
+        let settled = delivery
+            .hold(async {
+                if self.is_end_actor {
+                    self.finish(&delivery.body).await
+                } else {
+                    self.relay(&delivery.body).await
+                }
+            })
+            .await;
         match settled {
             Ok(()) => {
                 if let Err(e) = delivery.ack().await {

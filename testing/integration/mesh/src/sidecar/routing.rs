@@ -5,12 +5,15 @@
 //! |---|---|
 //! | a frame with `route.curr` set | that actor; phase `pending` |
 //! | a frame with `route.curr == ""` | x-sink; `succeeded`, `Completed` |
-//! | several frames | the first keeps the id, the others get new ids with `parent_id` |
+//! | several frames | the first keeps the id, the others get ids derived from it and their index, with `parent_id` |
 //! | nothing (204) | x-sink, the envelope as it came, stamped `succeeded` |
 //! | a handler error | x-sump; `failed`, `RuntimeError`, the error in the payload |
 //! | an unparseable body, no id, `route.curr` not this actor | x-sump, with the reason |
 //! | `deadline_at` passed | x-sink; `failed`, `Timeout` |
 //! | a message that can never go where it was meant to | x-sump, a small stand-in without the payload |
+//!
+//! No id is random: a redelivered message must produce the same messages
+//! (same ids, so the same checkpoint keys), never duplicates.
 
 use serde_json::{Value, json};
 

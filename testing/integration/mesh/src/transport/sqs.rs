@@ -3,7 +3,9 @@
 //! tree), so the same client works against moto and real SQS.
 //!
 //! Queue URLs come from `GetQueueUrl` and are kept. A message is acked by
-//! `DeleteMessage` and retried by `ChangeMessageVisibility` to 0.
+//! `DeleteMessage` and retried by `ChangeMessageVisibility` to 0; its
+//! lease (the visibility timeout) is renewed by `ChangeMessageVisibility`
+//! to the full timeout again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -255,8 +257,30 @@ struct Receipt {
     receipt: String,
 }
 
+impl Receipt {
+    async fn visibility(&self, seconds: u32) -> Result<()> {
+        self.client
+            .call(
+                "ChangeMessageVisibility",
+                &json!({"QueueUrl": self.url, "ReceiptHandle": self.receipt, "VisibilityTimeout": seconds}),
+            )
+            .await
+            .map(drop)
+    }
+}
+
 #[async_trait]
 impl Settle for Receipt {
+    fn lease(&self) -> Option<Duration> {
+        Some(Duration::from_secs(u64::from(
+            self.client.config.visibility_seconds,
+        )))
+    }
+
+    async fn extend(&self) -> Result<()> {
+        self.visibility(self.client.config.visibility_seconds).await
+    }
+
     async fn ack(self: Box<Self>) -> Result<()> {
         self.client
             .call(
@@ -268,12 +292,6 @@ impl Settle for Receipt {
     }
 
     async fn retry(self: Box<Self>) -> Result<()> {
-        self.client
-            .call(
-                "ChangeMessageVisibility",
-                &json!({"QueueUrl": self.url, "ReceiptHandle": self.receipt, "VisibilityTimeout": 0}),
-            )
-            .await
-            .map(drop)
+        self.visibility(0).await
     }
 }
