@@ -33,6 +33,30 @@ CONNECTORS = {
 }
 BUCKETS = {"x-sink": "asya-results", "x-sump": "asya-errors"}
 MOUNTS = {"x-sink": "/state/checkpoints/results", "x-sump": "/state/checkpoints/errors"}
+# Redis: the key prefix tells the actors apart, each checkpoints at its
+# mount's root (the profile's override).
+PROFILE_MOUNTS = {"nats-redis": {"x-sink": "/state/checkpoints", "x-sump": "/state/checkpoints"}}
+# What every container that talks to the transport gets, per profile, with
+# lint.sh's example endpoints.
+TRANSPORT_ENV = {
+    "sqs-s3": {"ASYA_SQS_ENDPOINT": "http://127.0.0.1:4566", "ASYA_SQS_VISIBILITY_TIMEOUT": "30"},
+    "rabbitmq-s3": {"ASYA_RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672/asya-e2e", "ASYA_RABBITMQ_EXCHANGE": "asya"},
+    "pubsub-gcs": {
+        "ASYA_PUBSUB_ENDPOINT": "127.0.0.1:8085",
+        "ASYA_PUBSUB_PROJECT_ID": "test-project",
+        "ASYA_PUBSUB_ACK_DEADLINE": "10",
+    },
+    "nats-redis": {"ASYA_NATS_URL": "nats://127.0.0.1:4222", "ASYA_NATS_ACK_WAIT": "10s"},
+}
+# What the state proxies get for their backend, and what they must not.
+BACKEND_ENV = {
+    "s3": ({"AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "AWS_REGION": "us-east-1"}, ("REDIS_URL", "STORAGE_EMULATOR_HOST")),
+    "gcs": (
+        {"STORAGE_EMULATOR_HOST": "http://127.0.0.1:4443", "GCS_PROJECT": "test-project"},
+        ("AWS_ENDPOINT_URL", "REDIS_URL", "GOOGLE_APPLICATION_CREDENTIALS"),
+    ),
+    "redis": ({"REDIS_URL": "redis://127.0.0.1:6379/0"}, ("STATE_BUCKET", "AWS_ENDPOINT_URL", "STORAGE_EMULATOR_HOST")),
+}
 SOCKET = "/var/run/asya/state/checkpoints.sock"
 
 
@@ -144,7 +168,13 @@ def check_rendered_profile(checks, profile, form, directory):
         parts = by_name(spec["containers"])
         runtime_env = env(parts["runtime"])
         checks.check(f"{where} {actor}: handler", runtime_env.get("ASYA_HANDLER") == actor)
-        checks.check(f"{where} {actor}: mount", runtime_env.get("ASYA_PERSISTENCE_MOUNT") == MOUNTS[actor])
+        mount = PROFILE_MOUNTS.get(profile, MOUNTS)[actor]
+        checks.check(f"{where} {actor}: mount", runtime_env.get("ASYA_PERSISTENCE_MOUNT") == mount, runtime_env.get("ASYA_PERSISTENCE_MOUNT"))
+        wanted, unwanted = BACKEND_ENV[profile.split("-")[1]]
+        for name, value in wanted.items():
+            checks.check(f"{where} {actor}: proxy {name}", proxy_env.get(name) == value, proxy_env.get(name))
+        for name in unwanted:
+            checks.check(f"{where} {actor}: proxy has no {name}", name not in proxy_env)
         write = "passthrough" if connector.endswith("-passthrough") else "buffered"
         checks.check(
             f"{where} {actor}: state mount",
@@ -160,6 +190,20 @@ def check_rendered_profile(checks, profile, form, directory):
         checks.check(f"{where} {actor}: end actor", sidecar_env.get("ASYA_IS_END_ACTOR") == "true")
         checks.check(f"{where} {actor}: reports to the gateway", sidecar_env.get("ASYA_GATEWAY_URL") == "http://127.0.0.1:8080")
         checks.check(f"{where} {actor}: transport", sidecar_env.get("ASYA_TRANSPORT") == profile.split("-")[0])
+
+    # The gateway, the queue setup and every sidecar get the transport's
+    # settings, and only those of their transport.
+    transport = profile.split("-")[0]
+    talking = [(name, c) for name, kind, spec in specs for c in containers(spec) if "ASYA_TRANSPORT" in env(c)]
+    checks.check(f"{where}: the gateway, the setup and 7 sidecars talk to the transport", len(talking) == 1 + 1 + 5 + 2, len(talking))
+    for name, container in talking:
+        label = f"{where} {name}/{container['name']}"
+        container_env = env(container)
+        checks.check(f"{label}: ASYA_TRANSPORT", container_env["ASYA_TRANSPORT"] == transport, container_env["ASYA_TRANSPORT"])
+        for key, value in TRANSPORT_ENV[profile].items():
+            checks.check(f"{label}: {key}", container_env.get(key) == value, container_env.get(key))
+        others = {k for k in container_env for t in TRANSPORT_ENV if t != profile for o in TRANSPORT_ENV[t] if k == o}
+        checks.check(f"{label}: no other transport's settings", not others, others)
 
     # The queue setup creates a queue for every actor that is deployed.
     setup = next((spec for name, kind, spec in specs if kind == "Pod"), None)
@@ -225,6 +269,54 @@ def check_values(checks, helm):
     proxy_env = env(state_proxy(crew_pods(docs)["x-sink"]))
     checks.check("Redis URL from the Secret", proxy_env.get("REDIS_URL") == {"secretKeyRef": {"name": "redis", "key": "REDIS_URL"}})
 
+    code, docs = render_crew(
+        helm, "transport.type=pubsub", "transport.pubsub.projectId=p", "transport.pubsub.endpoint=http://emu:8085",
+        "transport.pubsub.ackDeadline=60", "transport.pubsub.wait=2s", "persistence.enabled=true", "persistence.backend=gcs",
+        "persistence.config.bucket=b", "persistence.config.project=p", "persistence.config.emulatorHost=http://gcs:4443",
+    )
+    spec = crew_pods(docs)["x-sink"]
+    sidecar_env = env(by_name(spec["containers"])["sidecar"])
+    checks.check(
+        "pubsub settings",
+        [sidecar_env.get(k) for k in ("ASYA_PUBSUB_PROJECT_ID", "ASYA_PUBSUB_ENDPOINT", "ASYA_PUBSUB_ACK_DEADLINE", "ASYA_PUBSUB_WAIT")]
+        == ["p", "http://emu:8085", "60", "2s"],
+        sidecar_env,
+    )
+    proxy_env = env(state_proxy(spec))
+    checks.check(
+        "GCS emulator (the original's project, emulatorHost), no credentials file",
+        proxy_env.get("GCS_PROJECT") == "p" and proxy_env.get("STORAGE_EMULATOR_HOST") == "http://gcs:4443"
+        and "GOOGLE_APPLICATION_CREDENTIALS" not in proxy_env and proxy_env.get("ASYA_CONNECTOR") == "gcs-buffered-lww",
+        proxy_env,
+    )
+
+    code, docs = render_crew(
+        helm, "transport.type=nats", "transport.nats.url=nats://n:4222", "transport.nats.ackWait=45s",
+        "transport.nats.wait=500ms", "persistence.enabled=true", "persistence.backend=redis",
+        "persistence.config.bucket=b", "persistence.config.errorsBucket=e", "persistence.config.endpoint=redis://r:6379/0",
+    )
+    pods = crew_pods(docs)
+    sidecar_env = env(by_name(pods["x-sink"]["containers"])["sidecar"])
+    checks.check(
+        "nats settings",
+        [sidecar_env.get(k) for k in ("ASYA_NATS_URL", "ASYA_NATS_ACK_WAIT", "ASYA_NATS_WAIT")] == ["nats://n:4222", "45s", "500ms"],
+        sidecar_env,
+    )
+    sink, sump = env(state_proxy(pods["x-sink"])), env(state_proxy(pods["x-sump"]))
+    checks.check(
+        "Redis: plain URL (emulators), buckets as key prefixes, default connector",
+        sink.get("REDIS_URL") == "redis://r:6379/0" and sink.get("STATE_PREFIX") == "b" and sump.get("STATE_PREFIX") == "e"
+        and sink.get("ASYA_CONNECTOR") == "redis-buffered-cas" and "STATE_BUCKET" not in sink,
+        (sink, sump),
+    )
+
+    code, docs = render_crew(
+        helm, "transport.type=nats", "persistence.enabled=true", "persistence.backend=redis", "persistence.config.bucket=b",
+        "persistence.config.endpoint=redis://plain:6379/0", "persistence.credentials.existingSecret=redis",
+    )
+    proxy_env = env(state_proxy(crew_pods(docs)["x-sink"]))
+    checks.check("Redis: the Secret wins over a plain URL", proxy_env.get("REDIS_URL") == {"secretKeyRef": {"name": "redis", "key": "REDIS_URL"}})
+
     code, docs = render_crew(helm, *BASE, "persistence.config.query.maxKeys=50")
     checks.check("query bounds (the original's keys)", env(state_proxy(crew_pods(docs)["x-sink"])).get("QUERY_MAX_KEYS") == "50")
 
@@ -247,6 +339,7 @@ def check_values(checks, helm):
         ([*BASE, "persistence.connector.name=gcs-buffered-lww"], "does not use persistence.backend"),
         (["transport.type=sqs", "persistence.enabled=true", "persistence.backend=minio", "persistence.config.bucket=b"], "persistence.backend"),
         (["transport.type=nats", "persistence.enabled=true", "persistence.backend=redis", "persistence.config.bucket=b"], "redis:// URL"),
+        (["transport.type=pubsub"], "transport.pubsub.projectId is required"),
     ]
     for sets, message in refused:
         code, stderr = render_crew(helm, *sets)

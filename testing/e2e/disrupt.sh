@@ -8,6 +8,7 @@
 #                                        two checkpoints (the crew runtimes' logs)
 #   disrupt.sh storage-restart end       start it again on the same port (the
 #                                        pods have that address), buckets created
+#                                        (moto, fake-gcs) or its dump loaded (redis)
 #   disrupt.sh x-sink-restart begin      stop x-sink's pod (SIGTERM), podman kube down it
 #   disrupt.sh x-sink-restart felt ID…   exit 0 once the pod is gone
 #   disrupt.sh x-sink-restart end        podman kube play it again, wait until
@@ -33,9 +34,17 @@ SINK_POD=x-sink-pod-0
 CREW_RUNTIMES=(x-sink-pod-0-runtime x-sump-pod-0-runtime)
 
 # Each storage emulator a profile may name: how to stop it and start it
-# again where it was. moto keeps everything in memory, so objects stored
-# before the stop are gone after it (the test checks the tasks submitted
-# during the outage only).
+# again where it was (the pods have that address). Whether what it held
+# survives is the profile's e2e.storage.restartKeepsData, which run.sh
+# turns into the kind of test:
+#   moto, fake-gcs  keep everything in memory: objects stored before the
+#                   stop are gone after it (the test checks the tasks
+#                   submitted during the outage only); the buckets are
+#                   created again on start.
+#   redis           SHUTDOWN SAVE writes its dump into its directory and
+#                   the same redis-server started there loads it: a Redis
+#                   with persistence restarted, everything kept (the test
+#                   checks the tasks on their way before the stop too).
 moto_stop() {
   stop_pidfile "$1/moto.pid"
 }
@@ -49,10 +58,30 @@ moto_start_again() {
   wait_ready 30 "$dir/moto.log" "$EMULATORS_DIR/moto.sh" reset "$dir"
 }
 
+fake_gcs_stop() {
+  "$EMULATORS_DIR/fake-gcs.sh" stop "$1"
+}
+
+fake_gcs_start_again() {
+  "$EMULATORS_DIR/fake-gcs.sh" restart "$1"
+}
+
+redis_stop() {
+  local dir=$1
+  redis-cli -h 127.0.0.1 -p "$(cat "$dir/port")" shutdown save >/dev/null
+  # Gone once the pid is (SIGTERM, had it not exited yet: the dump is written).
+  stop_pidfile "$dir/redis.pid"
+  [ -s "$dir/dump.rdb" ] || { echo "disrupt.sh: redis-server left no dump in $dir" >&2; return 1; }
+}
+
+redis_start_again() {
+  "$EMULATORS_DIR/redis.sh" restart "$1"
+}
+
 storage() {
   local action=$1
   case "$E2E_STORAGE_EMULATOR" in
-    moto) "moto_$action" "$E2E_STORAGE_DIR" ;;
+    moto | fake-gcs | redis) "${E2E_STORAGE_EMULATOR//-/_}_$action" "$E2E_STORAGE_DIR" ;;
     *)
       echo "disrupt.sh: no way to restart storage emulator $E2E_STORAGE_EMULATOR" >&2
       return 2

