@@ -50,10 +50,7 @@ fn serve(store: Arc<FaultyStore>, readiness_max_age: Duration) -> (Running, Arc<
         })
     };
     let app = connector::assemble(store, &settings, None);
-    let options = ServerOptions {
-        socket_mode: 0o600,
-        shutdown_grace: Duration::from_secs(5),
-    };
+    let options = ServerOptions::new(0o600, Duration::from_secs(5));
     let server = Server::bind(&socket, &options, Arc::clone(&app)).unwrap();
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(server.serve(async {

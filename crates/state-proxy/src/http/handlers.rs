@@ -69,7 +69,7 @@ impl App {
         &self,
         key: &Key,
         headers: &HeaderMap,
-        body: &mut RequestBody<B>,
+        body: &mut RequestBody<'_, B>,
     ) -> Answer {
         let condition = write_condition(headers)?;
         let content = match self.mode.body_limit() {
@@ -121,7 +121,7 @@ impl App {
         )
     }
 
-    pub(super) async fn query<B: IncomingBody>(&self, body: &mut RequestBody<B>) -> Answer {
+    pub(super) async fn query<B: IncomingBody>(&self, body: &mut RequestBody<'_, B>) -> Answer {
         let request = body.read_all(QUERY_BODY_MAX).await?;
         let query = Query::parse(&request, &self.query_limits)?;
         let started = std::time::Instant::now();
@@ -158,7 +158,7 @@ impl App {
         &self,
         key: &Key,
         query: Option<&str>,
-        body: &mut RequestBody<B>,
+        body: &mut RequestBody<'_, B>,
     ) -> Answer {
         let attr = attr_param(query)
             .ok_or_else(|| Error::bad_request("missing the attr query parameter"))?;
