@@ -1,6 +1,7 @@
 //! Bounds on what clients can hold: transfer codings the proxy does not
 //! apply, the memory budget of bodies held whole, the header, idle, body
-//! and write timeouts, and the connection cap. All but the first run
+//! and write timeouts, the connection cap, and values read whole (Redis)
+//! counting against the budget until they were sent. All but the first run
 //! against the limited proxy ([`crate::limited_env`]), whose limits are
 //! small enough to reach in a second or two.
 
@@ -9,7 +10,7 @@ use std::path::Path;
 use state_client::key_path;
 
 use super::{Case, Outcome, case, ensure, ensure_eq, expect_raw_error, request};
-use crate::raw::RawConnection;
+use crate::raw::{RawAnswer, RawConnection};
 use crate::{Ctx, LIMITED_MAX_BUFFERED_BYTES, LIMITED_MAX_CONNECTIONS, LIMITED_WRITE_TIMEOUT};
 use http::Method;
 
@@ -24,12 +25,15 @@ pub(super) fn cases() -> Vec<Case> {
             .body_limit
             .is_none_or(|l| l >= UNREAD_SIZE as u64)),
         case!(the_connection_cap_sheds_the_longest_idle),
-        case!(a_full_memory_budget_is_503_with_retry_after, |t| !t
+        case!(a_full_memory_budget_is_503_with_retry_after, |t| t
             .profile
-            .streams()),
-        case!(a_body_larger_than_the_budget_is_413, |t| !t
+            .holds_bodies()),
+        case!(a_body_larger_than_the_budget_is_413, |t| t
             .profile
-            .streams()),
+            .holds_bodies()),
+        case!(a_stalled_read_of_a_whole_value_holds_its_share, |t| t
+            .profile
+            .whole_reads()),
     ]
 }
 
@@ -167,27 +171,14 @@ async fn a_full_memory_budget_is_503_with_retry_after(cx: &Ctx<'_>) -> Outcome {
     let holder_path = key_path("keys", &cx.key("holder"));
     let other_path = key_path("keys", &cx.key("other"));
     // Announces three quarters of the budget and sends a little of it:
-    // the proxy reserves the whole announced length.
+    // the proxy reserves the whole announced length (a streaming one what
+    // its store holds of it, here the same).
     let mut holder = RawConnection::open(socket).await?;
     let held = budget / 4 * 3;
     holder.send(put_head(&holder_path, held).as_bytes()).await?;
     holder.send(&vec![b'h'; 1024]).await?;
     let other = budget / 2;
-    let mut message = put_head(&other_path, other).into_bytes();
-    message.extend(vec![b'o'; other]);
-    // The holder's request may not have been admitted yet when the other
-    // arrives: try until it has (each try returns its share at once).
-    let mut refused = None;
-    for _ in 0..50 {
-        let mut connection = RawConnection::open(socket).await?;
-        connection.send(&message).await?;
-        let answer = connection.answer(false).await?;
-        if answer.status != 204 {
-            refused = Some(answer);
-            break;
-        }
-    }
-    let refused = refused.ok_or("a body beyond the free budget was always accepted")?;
+    let refused = put_until_refused(socket, &other_path, other).await?;
     expect_raw_error("PUT beyond the free budget", &refused, 503, "unavailable")?;
     ensure!(
         refused.header("retry-after").is_some(),
@@ -196,10 +187,8 @@ async fn a_full_memory_budget_is_503_with_retry_after(cx: &Ctx<'_>) -> Outcome {
     // Nothing in flight failed for it: the holder finishes.
     holder.send(&vec![b'h'; held - 1024]).await?;
     ensure_eq!(holder.answer(false).await?.status, 204, "the admitted PUT");
-    let mut connection = RawConnection::open(socket).await?;
-    connection.send(&message).await?;
     ensure_eq!(
-        connection.answer(false).await?.status,
+        put_of(socket, &other_path, other).await?.status,
         204,
         "PUT once the budget is free"
     );
@@ -222,5 +211,64 @@ async fn a_body_larger_than_the_budget_is_413(cx: &Ctx<'_>) -> Outcome {
         413,
         "payload_too_large",
     )?;
+    Ok(())
+}
+
+/// One PUT of `size` bytes on a new connection.
+async fn put_of(socket: &Path, path: &str, size: usize) -> Result<RawAnswer, String> {
+    let mut message = put_head(path, size).into_bytes();
+    message.extend(vec![b'p'; size]);
+    let mut connection = RawConnection::open(socket).await?;
+    connection.send(&message).await?;
+    connection.answer(false).await
+}
+
+/// Sends a PUT of `size` bytes until one is refused (the share that
+/// should make it fail may not be taken yet when the first arrives); each
+/// accepted one returns its share at once.
+async fn put_until_refused(socket: &Path, path: &str, size: usize) -> Result<RawAnswer, String> {
+    for _ in 0..50 {
+        let answer = put_of(socket, path, size).await?;
+        if answer.status != 204 {
+            return Ok(answer);
+        }
+    }
+    Err(format!(
+        "a PUT of {size} bytes beyond the free budget was always accepted"
+    ))
+}
+
+async fn a_stalled_read_of_a_whole_value_holds_its_share(cx: &Ctx<'_>) -> Outcome {
+    let socket = limited(cx)?;
+    let budget = LIMITED_MAX_BUFFERED_BYTES as usize;
+    let key = cx.key("whole");
+    let size = budget / 4 * 3;
+    cx.client
+        .put(&key, vec![b'w'; size], state_client::Condition::None)
+        .await
+        .map_err(|e| format!("PUT {key}: {e}"))?;
+    // A reader that asks and then reads nothing: the value stays in the
+    // proxy (more than the socket takes), and so does its share.
+    let mut reader = RawConnection::open(socket).await?;
+    let path = key_path("keys", &key);
+    reader
+        .send(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await?;
+    let other = key_path("keys", &cx.key("beside-whole"));
+    let refused = put_until_refused(socket, &other, budget / 2).await?;
+    expect_raw_error("PUT beside a stalled read", &refused, 503, "unavailable")?;
+    ensure!(
+        refused.header("retry-after").is_some(),
+        "503 for a full budget without Retry-After"
+    );
+    // The read itself is whole, and once it was sent the budget is free.
+    let answer = reader.answer(false).await?;
+    ensure_eq!(answer.status, 200, "the stalled GET");
+    ensure_eq!(answer.body.len(), size, "bytes of the stalled GET");
+    ensure_eq!(
+        put_of(socket, &other, budget / 2).await?.status,
+        204,
+        "PUT once the read was sent"
+    );
     Ok(())
 }

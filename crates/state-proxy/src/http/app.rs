@@ -36,7 +36,7 @@ pub struct App {
     pub(super) metrics: Arc<Metrics>,
     pub(super) readiness: Readiness,
     selftest: Option<SelftestReport>,
-    budget: MemoryBudget,
+    pub(super) budget: MemoryBudget,
 }
 
 /// What an [`App`] is made of; the composition root (`crate::connector`)

@@ -96,6 +96,15 @@ impl<'b, B: IncomingBody> RequestBody<'b, B> {
         self.incoming.as_ref().and_then(|b| b.size_hint().exact())
     }
 
+    /// Takes the share of the memory budget a streamed write holds of
+    /// this body (`at_most` bytes, or the announced length if smaller),
+    /// before the body is handed over: once it streams, nothing may fail
+    /// for want of memory.
+    pub async fn reserve(&mut self, at_most: u64) -> Result<()> {
+        let bytes = self.announced_len().map_or(at_most, |n| n.min(at_most));
+        self.budget.grow(&mut self.share, bytes).await
+    }
+
     /// Reads the whole body, refusing one larger than `limit` bytes; a
     /// body of one frame is returned without copying. The memory it
     /// takes is taken from the budget first: all of it when the length
@@ -248,6 +257,14 @@ fn body_error(e: impl Into<BoxError>) -> Error {
 pub enum ResponseBody {
     Empty,
     Full(Option<Bytes>),
+    /// Bytes held for this answer alone, with their share of the memory
+    /// budget. The body ends only on the poll after its data, which the
+    /// connection makes once it has written what it holds, so the share
+    /// lasts until the bytes left the process (or the answer was dropped).
+    Counted {
+        bytes: Option<Bytes>,
+        _share: Share,
+    },
     Stream {
         stream: ByteStream,
         size: Option<u64>,
@@ -270,7 +287,9 @@ impl http_body::Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         match self.get_mut() {
             ResponseBody::Empty => Poll::Ready(None),
-            ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ResponseBody::Full(bytes) | ResponseBody::Counted { bytes, .. } => {
+                Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b))))
+            }
             ResponseBody::Stream { stream, .. } => stream
                 .poll_next_unpin(cx)
                 .map(|chunk| chunk.map(|result| result.map(Frame::data))),
@@ -281,14 +300,14 @@ impl http_body::Body for ResponseBody {
         match self {
             ResponseBody::Empty => true,
             ResponseBody::Full(bytes) => bytes.is_none(),
-            ResponseBody::Stream { .. } => false,
+            ResponseBody::Counted { .. } | ResponseBody::Stream { .. } => false,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             ResponseBody::Empty => SizeHint::with_exact(0),
-            ResponseBody::Full(bytes) => {
+            ResponseBody::Full(bytes) | ResponseBody::Counted { bytes, .. } => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             ResponseBody::Stream {

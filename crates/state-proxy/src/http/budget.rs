@@ -3,6 +3,9 @@
 //!
 //! A body takes its share before it is read: all of it when the client
 //! announced its length, in growing steps as a chunked body arrives. A
+//! streamed write takes what its store holds of it at once
+//! (`StoreInfo::streamed_write`), and a value a store can only read whole
+//! (`StoreInfo::whole_reads`) takes its size until it was sent. A
 //! request that cannot get its share waits, at most the configured time,
 //! and then answers 503 with `Retry-After`; nothing already admitted is
 //! ever failed for it. A body larger than the whole budget can never be
@@ -81,21 +84,11 @@ impl MemoryBudget {
                 ),
             ));
         }
-        let more = units(bytes) - units(share.bytes);
-        let acquire = Arc::clone(&self.semaphore).acquire_many_owned(more as u32);
-        let permit = match tokio::time::timeout(self.wait, acquire).await {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(_closed)) => return Err(Error::internal("the memory budget was closed")),
-            Err(_elapsed) => {
-                return Err(Error::new(
-                    ErrorKind::Busy,
-                    format!(
-                        "the proxy holds as many request bodies in memory as its budget of \
-                         {} bytes allows; retry shortly",
-                        self.bytes
-                    ),
-                ));
-            }
+        let more = (units(bytes) - units(share.bytes)) as u32;
+        // The common case, a budget with room, takes no timer.
+        let permit = match Arc::clone(&self.semaphore).try_acquire_many_owned(more) {
+            Ok(permit) => permit,
+            Err(_) => self.wait_for(more).await?,
         };
         match &mut share.permit {
             Some(held) => held.merge(permit),
@@ -103,6 +96,29 @@ impl MemoryBudget {
         }
         share.bytes = bytes;
         Ok(())
+    }
+
+    /// A new share of `bytes`, waiting at most the configured time.
+    pub async fn take(&self, bytes: u64) -> Result<Share> {
+        let mut share = Share::default();
+        self.grow(&mut share, bytes).await?;
+        Ok(share)
+    }
+
+    async fn wait_for(&self, units: u32) -> Result<OwnedSemaphorePermit> {
+        let acquire = Arc::clone(&self.semaphore).acquire_many_owned(units);
+        match tokio::time::timeout(self.wait, acquire).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_closed)) => Err(Error::internal("the memory budget was closed")),
+            Err(_elapsed) => Err(Error::new(
+                ErrorKind::Busy,
+                format!(
+                    "the proxy holds as many bodies in memory as its budget of \
+                     {} bytes allows; retry shortly",
+                    self.bytes
+                ),
+            )),
+        }
     }
 }
 
