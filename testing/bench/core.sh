@@ -6,12 +6,13 @@
 # table row per run.
 #
 #   testing/bench/core.sh [SECONDS]
+#   STATE_PROXY_BIN=/other/state-proxy testing/bench/core.sh   # another build's proxy
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-5}
 cd "$root"
 cargo build --release --locked -p state-proxy --bin state-proxy --example baseline_server >/dev/null
-bin="$root/target/release/state-proxy"
+bin=${STATE_PROXY_BIN:-"$root/target/release/state-proxy"}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
