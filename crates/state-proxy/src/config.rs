@@ -164,9 +164,11 @@ pub struct ServeArgs {
 /// Bounds of memory and connections (docs/operations.md, "Limits").
 #[derive(Args, Clone, Debug)]
 pub struct LimitArgs {
-    /// Memory all request bodies held whole share (bytes, or with a
-    /// KiB/MiB/GiB suffix); a request that cannot get its share in time
-    /// answers 503 with Retry-After, a body larger than all of it 413.
+    /// Memory shared by every body the proxy holds (request bodies held
+    /// whole, the parts of a streamed upload, values a store reads whole),
+    /// in bytes or with a KiB/MiB/GiB suffix; a request that cannot get its
+    /// share in time answers 503 with Retry-After, a body larger than all
+    /// of it 413.
     #[arg(long, env = "STATE_MAX_BUFFERED_BYTES", default_value = "256MiB", value_parser = parse_size)]
     pub max_buffered_bytes: u64,
 

@@ -20,7 +20,7 @@ use tokio::time::{Instant, Sleep};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BodyPace {
     /// Time allowed before the rate counts (and, at rate 0, for the whole
-    /// body).
+    /// body); zero: no pace at all.
     pub timeout: Duration,
     /// Bytes per second the body must average after that; 0 means no
     /// rate, only the timeout.
@@ -98,6 +98,8 @@ where
                 }
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
+            // A zero body timeout turns the pace off.
+            Poll::Pending if this.pace.timeout.is_zero() => Poll::Pending,
             Poll::Pending => {
                 let deadline = this.deadline();
                 let timer = this
@@ -143,6 +145,27 @@ mod tests {
         let failed = body.frame().await.unwrap().unwrap_err();
         assert!(failed.is::<TooSlow>(), "{failed}");
         drop(tx);
+    }
+
+    #[tokio::test]
+    async fn a_zero_timeout_sets_no_pace() {
+        let pace = BodyPace {
+            timeout: Duration::ZERO,
+            min_rate: 1024,
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
+        let mut body = PacedBody::new(StreamBody::new(tokio_stream_from(rx)), pace);
+        let late = tokio::spawn(async move {
+            // Late for any pace of 1 KiB/s: with one, the body would
+            // have failed at once.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tx.send(Ok(Frame::data(Bytes::from_static(b"late"))))
+                .await
+                .unwrap();
+        });
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "late");
+        late.await.unwrap();
     }
 
     fn tokio_stream_from<T: Send + 'static>(
