@@ -224,14 +224,17 @@ async fn put_of(socket: &Path, path: &str, size: usize) -> Result<RawAnswer, Str
 }
 
 /// Sends a PUT of `size` bytes until one is refused (the share that
-/// should make it fail may not be taken yet when the first arrives); each
-/// accepted one returns its share at once.
+/// should make it fail may not be taken yet when the first arrives, on a
+/// busy machine not for a while); each accepted one returns its share at
+/// once. Gives up after 10 s.
 async fn put_until_refused(socket: &Path, path: &str, size: usize) -> Result<RawAnswer, String> {
-    for _ in 0..50 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
         let answer = put_of(socket, path, size).await?;
         if answer.status != 204 {
             return Ok(answer);
         }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     Err(format!(
         "a PUT of {size} bytes beyond the free budget was always accepted"

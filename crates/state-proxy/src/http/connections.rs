@@ -57,7 +57,7 @@ const DRAIN: u8 = 2;
 /// The registry of live connections.
 pub struct Connections {
     limits: ConnectionLimits,
-    epoch: Instant,
+    epoch: Epoch,
     next_id: AtomicU64,
     live: Mutex<HashMap<u64, Arc<Connection>>>,
     count: watch::Sender<usize>,
@@ -67,7 +67,7 @@ impl Connections {
     pub fn new(limits: ConnectionLimits) -> Connections {
         Connections {
             limits,
-            epoch: Instant::now(),
+            epoch: Epoch::now(),
             next_id: AtomicU64::new(0),
             live: Mutex::new(HashMap::new()),
             count: watch::Sender::new(0),
@@ -88,7 +88,9 @@ impl Connections {
                 .values()
                 .filter(|c| c.in_flight.load(Ordering::Acquire) == 0)
                 .filter(|c| c.command.load(Ordering::Acquire) == RUN)
-                .min_by_key(|c| c.idle_since.load(Ordering::Relaxed));
+                // Ids grow with age: among connections idle since the same
+                // tick of the coarse clock, the older goes first.
+                .min_by_key(|c| (c.idle_since.load(Ordering::Relaxed), c.id));
             match longest_idle {
                 Some(shed) => {
                     tracing::debug!(
@@ -148,7 +150,7 @@ impl Connections {
 /// the registry's epoch, 0 for "not now".
 pub struct Connection {
     id: u64,
-    epoch: Instant,
+    epoch: Epoch,
     in_flight: AtomicU32,
     idle_since: AtomicU64,
     head_started: AtomicU64,
@@ -208,7 +210,9 @@ impl Connection {
                 return Ok(());
             }
             let due = since.saturating_add(limit.as_nanos() as u64);
-            if due <= now {
+            // The coarse clock lags by up to a tick: a check woken at its
+            // due time must not find it still ahead (and spin).
+            if due <= now.saturating_add(COARSE_SLACK_NANOS) {
                 return Err(reason);
             }
             at = at.min(due);
@@ -250,7 +254,7 @@ impl Connection {
         .unwrap_or(Duration::from_secs(3600));
         at = at.min(now.saturating_add((shortest / 2).as_nanos() as u64));
         Next::CheckAt(tokio::time::Instant::from_std(
-            self.epoch + Duration::from_nanos(at),
+            self.epoch.instant + Duration::from_nanos(at),
         ))
     }
 
@@ -272,9 +276,41 @@ impl Connection {
     }
 }
 
-fn nanos_since(epoch: Instant) -> u64 {
+/// More than one tick of the coarse clock (1 to 10 ms by kernel).
+const COARSE_SLACK_NANOS: u64 = 20_000_000;
+
+/// When the registry began, on both clocks.
+#[derive(Clone, Copy)]
+struct Epoch {
+    instant: Instant,
+    coarse: u64,
+}
+
+impl Epoch {
+    fn now() -> Epoch {
+        Epoch {
+            instant: Instant::now(),
+            coarse: coarse_nanos(),
+        }
+    }
+}
+
+fn nanos_since(epoch: Epoch) -> u64 {
     // Never 0, which means "not now".
-    (epoch.elapsed().as_nanos() as u64).max(1)
+    coarse_nanos().saturating_sub(epoch.coarse).max(1)
+}
+
+/// The monotonic clock at its tick's resolution (a few milliseconds,
+/// plenty for timeouts of seconds), read at a fraction of the cost of the
+/// precise one: every request reads it twice.
+fn coarse_nanos() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the struct it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }
 
 /// A request being served on a connection, until dropped.

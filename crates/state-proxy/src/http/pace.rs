@@ -3,8 +3,11 @@
 //! holding a connection, a task and perhaps a share of the memory budget
 //! forever.
 //!
-//! The rule: counted from the moment the request's headers were read, the
-//! `n`-th byte of the body must have arrived by `timeout + n / min_rate`.
+//! The rule: counted from the first moment the body was waited for (for a
+//! body that does not come with its head, about when the head was read),
+//! the `n`-th byte of the body must have arrived by `timeout + n /
+//! min_rate`. A body that never makes the proxy wait (none at all, or one
+//! that came with its head) never reads the clock.
 //! A body that falls behind fails with [`TooSlow`], answered 408 with the
 //! connection closed.
 
@@ -48,7 +51,8 @@ impl std::error::Error for TooSlow {}
 pub struct PacedBody<B> {
     inner: B,
     pace: BodyPace,
-    started: Instant,
+    /// When the body was first waited for.
+    started: Option<Instant>,
     received: u64,
     /// Armed only when the body is waited for.
     timer: Option<Pin<Box<Sleep>>>,
@@ -59,19 +63,19 @@ impl<B> PacedBody<B> {
         PacedBody {
             inner,
             pace,
-            started: Instant::now(),
+            started: None,
             received: 0,
             timer: None,
         }
     }
 
     /// When the next byte is due.
-    fn deadline(&self) -> Instant {
+    fn deadline(&mut self) -> Instant {
         let allowance = match self.pace.min_rate {
             0 => Duration::ZERO,
             rate => Duration::from_secs_f64(self.received as f64 / rate as f64),
         };
-        self.started + self.pace.timeout + allowance
+        *self.started.get_or_insert_with(Instant::now) + self.pace.timeout + allowance
     }
 }
 
