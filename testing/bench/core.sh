@@ -14,16 +14,7 @@ cd "$root"
 cargo build --release --locked -p state-proxy --bin state-proxy --example baseline_server >/dev/null
 bin=${STATE_PROXY_BIN:-"$root/target/release/state-proxy"}
 work=$(mktemp -d)
-pid=""
-# Stopped by pid: job numbers (%1, %2) are reused once bash has reaped a
-# job, so `kill %2` could miss (and abort the script).
-stop() {
-  if [ -n "$pid" ]; then
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    pid=""
-  fi
-}
+. "$root/testing/bench/lib.sh"
 trap 'stop; rm -rf "$work"' EXIT
 
 wait_socket() {

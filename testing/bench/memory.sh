@@ -23,15 +23,8 @@ cd "$root"
 cargo build --release --locked -p state-proxy --bin state-proxy >/dev/null
 bin="$root/target/release/state-proxy"
 work=$(mktemp -d)
-pid=""
-stop_proxy() {
-  if [ -n "$pid" ]; then
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    pid=""
-  fi
-}
-trap 'stop_proxy; rm -rf "$work"' EXIT
+. "$root/testing/bench/lib.sh"
+trap 'stop; rm -rf "$work"' EXIT
 
 start_proxy() { # name
   "$bin" serve --connector fs-buffered-lww --socket "$work/$1.sock" --state-dir "$work/data" \
@@ -150,9 +143,9 @@ echo "|---|---|---|---|---|---|---|---|---|"
 start_proxy puts
 result=$(client "$work/puts.sock" put "$puts")
 row "concurrent PUTs, fs-buffered-lww" "$puts x $size_mib MiB" "$result"
-stop_proxy
+stop
 
 start_proxy gets
 result=$(client "$work/gets.sock" stall "$gets")
 row "stalled GETs, fs (${hold} s unread)" "$gets x $size_mib MiB" "$result"
-stop_proxy
+stop
