@@ -6,14 +6,16 @@
 # table row per run.
 #
 #   testing/bench/core.sh [SECONDS]
+#   STATE_PROXY_BIN=/other/state-proxy testing/bench/core.sh   # another build's proxy
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-5}
 cd "$root"
 cargo build --release --locked -p state-proxy --bin state-proxy --example baseline_server >/dev/null
-bin="$root/target/release/state-proxy"
+bin=${STATE_PROXY_BIN:-"$root/target/release/state-proxy"}
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+. "$root/testing/bench/lib.sh"
+trap 'stop; rm -rf "$work"' EXIT
 
 wait_socket() {
   for _ in $(seq 1 200); do
@@ -40,25 +42,29 @@ echo "| target | op | connection | requests/s | p50 ms | p90 ms | p99 ms | error
 echo "|---|---|---|---|---|---|---|---|"
 
 "$root/target/release/examples/baseline_server" "$work/baseline.sock" 2>/dev/null &
+pid=$!
 wait_socket "$work/baseline.sock"
 for op in get put head; do row "hyper baseline" "$work/baseline.sock" "$op"; done
 row "hyper baseline" "$work/baseline.sock" get --new-connection
-kill %1
+stop
 
 "$bin" serve --connector memory --socket "$work/memory.sock" 2>/dev/null &
+pid=$!
 wait_socket "$work/memory.sock"
 for op in get put head; do row "proxy, memory" "$work/memory.sock" "$op"; done
 row "proxy, memory" "$work/memory.sock" get --new-connection
-kill %2
+stop
 
 "$bin" serve --connector fs --socket "$work/fs.sock" --state-dir "$work/fs-data" 2>/dev/null &
+pid=$!
 wait_socket "$work/fs.sock"
 for op in get put head; do row "proxy, fs" "$work/fs.sock" "$op"; done
 row "proxy, fs" "$work/fs.sock" get --new-connection
-kill %3
+stop
 
 "$bin" serve --connector fs --socket "$work/fs-nosync.sock" --state-dir "$work/fs-nosync-data" \
   --fs-sync false 2>/dev/null &
+pid=$!
 wait_socket "$work/fs-nosync.sock"
 row "proxy, fs, --fs-sync false" "$work/fs-nosync.sock" put
-kill %4
+stop

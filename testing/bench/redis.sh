@@ -6,12 +6,13 @@
 # (added latency). GETs of 1 KiB. Prints Markdown table rows.
 #
 #   testing/bench/redis.sh [SECONDS]
+#   STATE_PROXY_BIN=/other/state-proxy testing/bench/redis.sh   # another build's proxy
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-5}
 cd "$root"
 cargo build --release --locked -p state-proxy --bin state-proxy --example redis_direct_bench >/dev/null
-bin="$root/target/release/state-proxy"
+bin=${STATE_PROXY_BIN:-"$root/target/release/state-proxy"}
 work=$(mktemp -d)
 emulators="$root/testing/shared/emulators"
 cleanup() {

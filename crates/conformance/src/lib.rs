@@ -38,24 +38,55 @@ pub struct Target {
     /// Root of every key the run creates.
     pub namespace: String,
     /// Another proxy on the same backend, started with the environment of
-    /// [`limited_query_env`], for the cases that make query limits bite.
-    pub limited_query: Option<PathBuf>,
+    /// [`limited_env`], for the cases that make query, memory and
+    /// connection limits bite.
+    pub limited: Option<PathBuf>,
 }
 
-/// `QUERY_MAX_KEYS` of the limited-query proxy.
+/// `QUERY_MAX_KEYS` of the limited proxy.
 pub const LIMITED_MAX_KEYS: usize = 40;
-/// `QUERY_MAX_FETCH_BYTES` of the limited-query proxy.
+/// `QUERY_MAX_FETCH_BYTES` of the limited proxy.
 pub const LIMITED_MAX_FETCH_BYTES: u64 = 4096;
-/// `QUERY_MAX_RESULT_ROWS` of the limited-query proxy.
+/// `QUERY_MAX_RESULT_ROWS` of the limited proxy.
 pub const LIMITED_MAX_RESULT_ROWS: usize = 10;
 
-/// The environment (on top of the profile's) of the limited-query proxy:
-/// limits small enough for the suite to reach with a few dozen objects.
-pub fn limited_query_env() -> Vec<(&'static str, String)> {
+/// `STATE_MAX_BUFFERED_BYTES` of the limited proxy.
+pub const LIMITED_MAX_BUFFERED_BYTES: u64 = 1 << 20;
+/// `STATE_BUFFER_WAIT_SECS` of the limited proxy.
+pub const LIMITED_BUFFER_WAIT: Duration = Duration::from_millis(200);
+/// `STATE_HEADER_TIMEOUT_SECS` of the limited proxy.
+pub const LIMITED_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+/// `STATE_IDLE_TIMEOUT_SECS` of the limited proxy.
+pub const LIMITED_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+/// `STATE_BODY_TIMEOUT_SECS` of the limited proxy.
+pub const LIMITED_BODY_TIMEOUT: Duration = Duration::from_secs(2);
+/// `STATE_MIN_BODY_RATE` of the limited proxy.
+pub const LIMITED_MIN_BODY_RATE: u64 = 1024;
+/// `STATE_WRITE_TIMEOUT_SECS` of the limited proxy.
+pub const LIMITED_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// `STATE_MAX_CONNECTIONS` of the limited proxy.
+pub const LIMITED_MAX_CONNECTIONS: usize = 16;
+
+/// The environment (on top of the profile's) of the limited proxy:
+/// limits small enough for the suite to reach with a few dozen objects,
+/// a few connections and a second or two.
+pub fn limited_env() -> Vec<(&'static str, String)> {
+    let secs = |d: Duration| d.as_secs_f64().to_string();
     vec![
         ("QUERY_MAX_KEYS", LIMITED_MAX_KEYS.to_string()),
         ("QUERY_MAX_FETCH_BYTES", LIMITED_MAX_FETCH_BYTES.to_string()),
         ("QUERY_MAX_RESULT_ROWS", LIMITED_MAX_RESULT_ROWS.to_string()),
+        (
+            "STATE_MAX_BUFFERED_BYTES",
+            LIMITED_MAX_BUFFERED_BYTES.to_string(),
+        ),
+        ("STATE_BUFFER_WAIT_SECS", secs(LIMITED_BUFFER_WAIT)),
+        ("STATE_HEADER_TIMEOUT_SECS", secs(LIMITED_HEADER_TIMEOUT)),
+        ("STATE_IDLE_TIMEOUT_SECS", secs(LIMITED_IDLE_TIMEOUT)),
+        ("STATE_BODY_TIMEOUT_SECS", secs(LIMITED_BODY_TIMEOUT)),
+        ("STATE_MIN_BODY_RATE", LIMITED_MIN_BODY_RATE.to_string()),
+        ("STATE_WRITE_TIMEOUT_SECS", secs(LIMITED_WRITE_TIMEOUT)),
+        ("STATE_MAX_CONNECTIONS", LIMITED_MAX_CONNECTIONS.to_string()),
     ]
 }
 
@@ -67,12 +98,12 @@ impl Target {
             profile,
             backend: None,
             namespace: unique_namespace(),
-            limited_query: None,
+            limited: None,
         }
     }
 
-    pub fn with_limited_query(mut self, socket: impl Into<PathBuf>) -> Target {
-        self.limited_query = Some(socket.into());
+    pub fn with_limited(mut self, socket: impl Into<PathBuf>) -> Target {
+        self.limited = Some(socket.into());
         self
     }
 

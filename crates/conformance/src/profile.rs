@@ -127,6 +127,19 @@ impl Profile {
     pub fn streams(&self) -> bool {
         self.consistency == Consistency::Passthrough
     }
+
+    /// The proxy holds request bodies, or a streamed body's parts, in
+    /// memory and counts them against its budget: every connector but a
+    /// streaming one over GCS, whose uploads pass chunks straight on.
+    pub fn holds_bodies(&self) -> bool {
+        !(self.streams() && self.store == "gcs")
+    }
+
+    /// The store reads a value whole (Redis cannot stream one), so the
+    /// proxy counts a read against its memory budget until it was sent.
+    pub fn whole_reads(&self) -> bool {
+        self.store == "redis"
+    }
 }
 
 #[cfg(test)]

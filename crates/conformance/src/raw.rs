@@ -182,6 +182,13 @@ impl RawConnection {
         }
     }
 
+    /// Reads until the proxy closes the connection; the bytes read, the
+    /// unparsed rest of earlier reads included.
+    pub async fn read_to_end(&mut self) -> Result<usize, String> {
+        while self.fill().await? {}
+        Ok(std::mem::take(&mut self.buffer).len())
+    }
+
     /// True when the proxy closed the connection (after what was read).
     pub async fn is_closed(&mut self) -> Result<bool, String> {
         if !self.buffer.is_empty() {

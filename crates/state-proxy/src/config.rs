@@ -15,6 +15,8 @@ use clap::{ArgAction, Args};
 
 use crate::connector::{AppSettings, ConnectorSettings, StoreSettings};
 use crate::http::ServerOptions;
+use crate::http::connections::ConnectionLimits;
+use crate::http::pace::BodyPace;
 use crate::logging::LogFormat;
 use crate::mode::{Consistency, ModeOptions};
 use crate::query::QueryLimits;
@@ -154,6 +156,82 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub query: QueryArgs,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Bounds of memory and connections (docs/operations.md, "Limits").
+#[derive(Args, Clone, Debug)]
+pub struct LimitArgs {
+    /// Memory shared by every body the proxy holds (request bodies held
+    /// whole, the parts of a streamed upload, values a store reads whole),
+    /// in bytes or with a KiB/MiB/GiB suffix; a request that cannot get its
+    /// share in time answers 503 with Retry-After, a body larger than all
+    /// of it 413.
+    #[arg(long, env = "STATE_MAX_BUFFERED_BYTES", default_value = "256MiB", value_parser = parse_size)]
+    pub max_buffered_bytes: u64,
+
+    /// Seconds a request waits for its share of the memory budget.
+    #[arg(long, env = "STATE_BUFFER_WAIT_SECS", default_value = "5", value_parser = parse_seconds)]
+    pub buffer_wait: Duration,
+
+    /// Seconds from a request's first byte to the end of its head
+    /// (0: no limit).
+    #[arg(long, env = "STATE_HEADER_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
+    pub header_timeout: Duration,
+
+    /// Seconds a kept-alive connection may stay idle between requests
+    /// (0: no limit).
+    #[arg(long, env = "STATE_IDLE_TIMEOUT_SECS", default_value = "60", value_parser = parse_seconds)]
+    pub idle_timeout: Duration,
+
+    /// Seconds a request body may take before the minimum rate applies
+    /// (0: no limit).
+    #[arg(long, env = "STATE_BODY_TIMEOUT_SECS", default_value = "30", value_parser = parse_seconds)]
+    pub body_timeout: Duration,
+
+    /// Bytes per second a request body must average after the body
+    /// timeout (0: none, the body timeout bounds the whole body).
+    #[arg(long, env = "STATE_MIN_BODY_RATE", default_value = "1KiB", value_parser = parse_size)]
+    pub min_body_rate: u64,
+
+    /// Seconds an answer may wait for the client to read it (0: no limit).
+    #[arg(long, env = "STATE_WRITE_TIMEOUT_SECS", default_value = "60", value_parser = parse_seconds)]
+    pub write_timeout: Duration,
+
+    /// Connections served at once; beyond, the one idle the longest is
+    /// closed. Default: derived from the descriptor limit (RLIMIT_NOFILE).
+    #[arg(long, env = "STATE_MAX_CONNECTIONS", value_parser = parse_count)]
+    pub max_connections: Option<usize>,
+}
+
+impl LimitArgs {
+    /// The connection cap: as configured, or the descriptor limit less a
+    /// reserve for the backend's connections and files (an eighth, at
+    /// least 64), at most 65 536.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+            .unwrap_or_else(|| connections_for(descriptor_limit()))
+    }
+}
+
+/// The soft limit of open descriptors of this process.
+fn descriptor_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 1024;
+    }
+    limit.rlim_cur
+}
+
+fn connections_for(descriptors: u64) -> usize {
+    let reserve = (descriptors / 8).max(64);
+    descriptors.saturating_sub(reserve).clamp(16, 65_536) as usize
 }
 
 /// Bounds of `POST /query` (names and defaults of the original proxy).
@@ -372,6 +450,8 @@ impl ServeArgs {
             store: self.store_settings()?,
             app: AppSettings {
                 query_limits: self.query.limits(),
+                max_buffered_bytes: self.limits.max_buffered_bytes,
+                buffer_wait: self.limits.buffer_wait,
                 ..AppSettings::new(self.mode_options())
             },
             selftest: self.selftest,
@@ -397,9 +477,19 @@ impl ServeArgs {
 
     /// How the socket server runs.
     pub fn server_options(&self) -> ServerOptions {
+        let limits = &self.limits;
         ServerOptions {
-            socket_mode: self.socket_mode,
-            shutdown_grace: self.shutdown_grace,
+            connections: ConnectionLimits {
+                header_timeout: limits.header_timeout,
+                idle_timeout: limits.idle_timeout,
+                write_timeout: limits.write_timeout,
+                max_connections: limits.max_connections(),
+            },
+            body_pace: BodyPace {
+                timeout: limits.body_timeout,
+                min_rate: limits.min_body_rate,
+            },
+            ..ServerOptions::new(self.socket_mode, self.shutdown_grace)
         }
     }
 }
@@ -459,6 +549,14 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_connection_cap_stays_below_the_descriptor_limit() {
+        assert_eq!(connections_for(1024), 896);
+        assert_eq!(connections_for(256), 192);
+        assert_eq!(connections_for(20), 16);
+        assert_eq!(connections_for(1 << 20), 65_536);
+    }
 
     #[test]
     fn the_six_asya_connectors_parse_in_both_spellings() {

@@ -7,13 +7,14 @@
 //! server serves. `serve` and `selftest` both start here, and so do the
 //! in-process tests, so what they run is what production runs.
 //!
-//! Per-process resources that every request shares (the metrics registry
-//! today) are created here once and handed down; nothing below builds
+//! Per-process resources that every request shares (the metrics
+//! registry, the memory budget of buffered bodies) are created here once and handed down; nothing below builds
 //! its own.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::http::budget::MemoryBudget;
 use crate::http::{App, AppParts};
 use crate::metrics::Metrics;
 use crate::metrics::instrumented::InstrumentedStore;
@@ -48,7 +49,17 @@ pub struct AppSettings {
     pub query_limits: QueryLimits,
     /// How long a probe's outcome answers `/readyz`.
     pub readiness_max_age: Duration,
+    /// The memory budget of request bodies held whole, in bytes.
+    pub max_buffered_bytes: u64,
+    /// How long a request waits for its share of the budget before it
+    /// answers 503.
+    pub buffer_wait: Duration,
 }
+
+/// Default of [`AppSettings::max_buffered_bytes`].
+pub const DEFAULT_MAX_BUFFERED_BYTES: u64 = 256 << 20;
+/// Default of [`AppSettings::buffer_wait`].
+pub const DEFAULT_BUFFER_WAIT: Duration = Duration::from_secs(5);
 
 impl AppSettings {
     /// `mode` with the default query limits and readiness interval.
@@ -57,6 +68,8 @@ impl AppSettings {
             mode,
             query_limits: QueryLimits::default(),
             readiness_max_age: readiness::DEFAULT_MAX_AGE,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
+            buffer_wait: DEFAULT_BUFFER_WAIT,
         }
     }
 }
@@ -109,6 +122,7 @@ pub fn assemble(
         readiness,
         query_limits: settings.query_limits.clone(),
         selftest,
+        budget: MemoryBudget::new(settings.max_buffered_bytes, settings.buffer_wait),
     }))
 }
 

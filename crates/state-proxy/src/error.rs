@@ -66,12 +66,18 @@ error_kinds! {
     KeyConflict => "conflict", CONFLICT, "conflict";
     /// An explicit `If-Match` / `If-None-Match` condition failed.
     PreconditionFailed => "precondition_failed", PRECONDITION_FAILED, "precondition_failed";
+    /// The client sent its request body too slowly (below the minimum
+    /// rate after the body timeout).
+    RequestTimeout => "request_timeout", REQUEST_TIMEOUT, "request_timeout";
     /// The request body is above the configured limit.
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE, "payload_too_large";
     /// The feature is absent for this connector.
     NotImplemented => "not_implemented", NOT_IMPLEMENTED, "not_implemented";
     /// The backend is unreachable or throttling.
     Unavailable => "unavailable", SERVICE_UNAVAILABLE, "unavailable";
+    /// The proxy's memory budget for bodies stayed taken for the whole
+    /// wait; answered with `Retry-After`.
+    Busy => "unavailable", SERVICE_UNAVAILABLE, "busy";
     /// The backend did not answer within the configured timeout.
     Timeout => "timeout", GATEWAY_TIMEOUT, "timeout";
     /// Anything unexpected; logged when answered.

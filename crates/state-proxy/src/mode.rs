@@ -15,8 +15,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
 use lru::LruCache;
 use parking_lot::Mutex;
 
@@ -146,18 +144,10 @@ impl Mode {
                 Err(_) => {}
             }
         }
-        let mut object = read?;
-        // Buffered modes answer with the whole body or a clean error, never
-        // a response cut off midway; objects above the limit still stream.
-        if let (Some(limit), Body::Stream { .. }) = (self.body_limit(), &object.body)
-            && object.meta.size <= limit
-        {
-            let Body::Stream { stream, size } = object.body else {
-                unreachable!("matched above")
-            };
-            object.body = Body::Full(collect(stream, size.unwrap_or(0)).await?);
-        }
-        Ok(object)
+        // Every mode streams what the store streams: a buffered mode holds
+        // request bodies whole, never objects read, so a reader that
+        // stops reading holds one chunk, not the object.
+        read
     }
 
     /// A stat; it does not refresh the remembered version, since the
@@ -254,15 +244,6 @@ impl Mode {
     }
 }
 
-/// Concatenates a stream whose total size is known in advance.
-async fn collect(mut stream: crate::store::ByteStream, size: u64) -> Result<Bytes> {
-    let mut buffer = BytesMut::with_capacity(size as usize);
-    while let Some(chunk) = stream.next().await {
-        buffer.extend_from_slice(&chunk?);
-    }
-    Ok(buffer.freeze())
-}
-
 /// What a compare-and-swap proxy last saw of each key it read or wrote,
 /// as the condition its next plain write needs: the version (`IfMatch`),
 /// or that the key was missing (`IfAbsent`). Bounded: the least recently
@@ -335,6 +316,8 @@ impl RememberedVersions {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
     use crate::error::kind_of;
     use crate::store::memory::MemoryStore;

@@ -2,8 +2,8 @@
 //! the embedded stores in every mode. Each test starts four servers over
 //! one backend (the peers the compare-and-swap cases need): for `fs`, four
 //! store instances on one directory, as four processes would be. A fifth
-//! server on the same backend has the small query limits the query limit
-//! cases need.
+//! server on the same backend has the small query, memory and connection
+//! limits the limit cases need.
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,8 @@ use std::time::Duration;
 use conformance::backend::FsBackend;
 use conformance::{Profile, Target};
 use state_proxy::connector::{self, AppSettings};
+use state_proxy::http::connections::ConnectionLimits;
+use state_proxy::http::pace::BodyPace;
 use state_proxy::http::{Server, ServerOptions};
 use state_proxy::mode::{Consistency, ModeOptions};
 use state_proxy::query::QueryLimits;
@@ -23,15 +25,29 @@ use tokio::sync::oneshot;
 
 const BODY_LIMIT: u64 = 4 << 20;
 const SERVERS: usize = 4;
-const SERVER: ServerOptions = ServerOptions {
-    socket_mode: 0o600,
-    shutdown_grace: Duration::from_secs(5),
-};
+
+/// The options of the limited server, as `conformance::limited_env` sets
+/// them for the binary.
+fn limited_server() -> ServerOptions {
+    ServerOptions {
+        connections: ConnectionLimits {
+            header_timeout: conformance::LIMITED_HEADER_TIMEOUT,
+            idle_timeout: conformance::LIMITED_IDLE_TIMEOUT,
+            write_timeout: conformance::LIMITED_WRITE_TIMEOUT,
+            max_connections: conformance::LIMITED_MAX_CONNECTIONS,
+        },
+        body_pace: BodyPace {
+            timeout: conformance::LIMITED_BODY_TIMEOUT,
+            min_rate: conformance::LIMITED_MIN_BODY_RATE,
+        },
+        ..ServerOptions::new(0o600, Duration::from_secs(5))
+    }
+}
 
 /// Servers running until dropped.
 struct Servers {
     sockets: Vec<PathBuf>,
-    limited_query: PathBuf,
+    limited: PathBuf,
     stops: Vec<oneshot::Sender<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -49,7 +65,7 @@ impl Servers {
         };
         let mut servers = Servers {
             sockets: Vec::new(),
-            limited_query: dir.join("proxy-limited-query.sock"),
+            limited: dir.join("proxy-limited.sock"),
             stops: Vec::new(),
             tasks: Vec::new(),
         };
@@ -60,17 +76,25 @@ impl Servers {
             ..QueryLimits::default()
         };
         for i in 0..=SERVERS {
-            let (socket, limits) = if i < SERVERS {
-                (dir.join(format!("proxy-{i}.sock")), QueryLimits::default())
+            let plain = AppSettings::new(options.clone());
+            let (socket, settings, server_options) = if i < SERVERS {
+                let socket = dir.join(format!("proxy-{i}.sock"));
+                (
+                    socket,
+                    plain,
+                    ServerOptions::new(0o600, Duration::from_secs(5)),
+                )
             } else {
-                (servers.limited_query.clone(), limited.clone())
-            };
-            let settings = AppSettings {
-                query_limits: limits,
-                ..AppSettings::new(options.clone())
+                let settings = AppSettings {
+                    query_limits: limited.clone(),
+                    max_buffered_bytes: conformance::LIMITED_MAX_BUFFERED_BYTES,
+                    buffer_wait: conformance::LIMITED_BUFFER_WAIT,
+                    ..plain
+                };
+                (servers.limited.clone(), settings, limited_server())
             };
             let app = connector::assemble(store(), &settings, None);
-            let server = Server::bind(&socket, &SERVER, app).unwrap();
+            let server = Server::bind(&socket, &server_options, app).unwrap();
             let (stop, stopped) = oneshot::channel();
             servers.tasks.push(tokio::spawn(server.serve(async {
                 let _ = stopped.await;
@@ -106,7 +130,7 @@ fn target(connector: &str, servers: &Servers) -> Target {
         .with_body_limit(BODY_LIMIT);
     Target::new(&servers.sockets[0], profile)
         .with_peers(servers.sockets[1..].to_vec())
-        .with_limited_query(&servers.limited_query)
+        .with_limited(&servers.limited)
 }
 
 async fn memory(connector: &str, consistency: Consistency) {

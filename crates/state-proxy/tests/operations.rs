@@ -50,10 +50,7 @@ fn serve(store: Arc<FaultyStore>, readiness_max_age: Duration) -> (Running, Arc<
         })
     };
     let app = connector::assemble(store, &settings, None);
-    let options = ServerOptions {
-        socket_mode: 0o600,
-        shutdown_grace: Duration::from_secs(5),
-    };
+    let options = ServerOptions::new(0o600, Duration::from_secs(5));
     let server = Server::bind(&socket, &options, Arc::clone(&app)).unwrap();
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(server.serve(async {
@@ -212,4 +209,168 @@ async fn healthcheck_exits_zero_only_for_what_it_was_asked() {
     let gone = healthcheck(&socket, &[]).await;
     assert!(!gone.status.success());
     assert!(String::from_utf8_lossy(&gone.stderr).contains("cannot connect"));
+}
+
+/// Reads what the proxy sends until it closes the connection: the head
+/// (`None` when nothing came) and the number of body bytes after it.
+async fn read_until_closed(stream: &mut tokio::net::UnixStream) -> (Option<String>, usize) {
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the proxy kept the connection open")
+        .unwrap();
+    match answer.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(end) => (
+            Some(String::from_utf8_lossy(&answer[..end]).into_owned()),
+            answer.len() - end - 4,
+        ),
+        None => (None, 0),
+    }
+}
+
+#[tokio::test]
+async fn a_read_that_breaks_off_midway_is_not_a_complete_answer() {
+    let store = flaky();
+    store.fail_probes(false);
+    let (running, _) = serve(Arc::clone(&store), Duration::ZERO);
+    let size = 100_000;
+    Client::new(&running.socket)
+        .put("big", vec![b'b'; size], state_client::Condition::None)
+        .await
+        .unwrap();
+    store.break_reads_after(40_000);
+
+    let mut stream = tokio::net::UnixStream::connect(&running.socket)
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /keys/big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // A buffered mode too answers before it has the whole object: the
+    // break must show as a connection closed before Content-Length bytes,
+    // never as a complete (short) answer on a live connection.
+    let (head, received) = read_until_closed(&mut stream).await;
+    let head = head.expect("the head was sent before the break");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("content-length: {size}")),
+        "{head}"
+    );
+    assert!(received < size, "{received} of {size} bytes");
+    running.stop().await;
+}
+
+/// The real binary, serving the memory store on `socket`, started by `sh`
+/// with `umask` (so the test sees what an operator's environment does).
+fn spawn_proxy(
+    socket: &std::path::Path,
+    umask: &str,
+    env: &[(&str, &str)],
+) -> tokio::process::Child {
+    let mut command = tokio::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!(
+            "umask {umask} && exec \"$0\" serve --connector memory --socket \"$1\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_state-proxy"))
+        .arg(socket)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.spawn().unwrap()
+}
+
+/// Waits until `/healthz` answers on `socket`.
+async fn until_served(socket: &std::path::Path) {
+    let client = Client::new(socket);
+    for _ in 0..500 {
+        if client.healthz().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the proxy never served {}", socket.display());
+}
+
+fn terminate(child: &tokio::process::Child) {
+    let pid = child.id().expect("the proxy is running") as libc::pid_t;
+    // SAFETY: kill has no memory effects; the pid is our own child's.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_idle_and_half_open_connections_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("proxy.sock");
+    // A grace period far above what the test allows for the exit: idle
+    // connections must not make the proxy wait for it.
+    let mut proxy = spawn_proxy(&socket, "077", &[("STATE_SHUTDOWN_GRACE_SECS", "60")]);
+    until_served(&socket).await;
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        idle.push(stream);
+    }
+    let mut half_open = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    half_open
+        .write_all(b"GET /healthz HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+
+    let signalled = std::time::Instant::now();
+    terminate(&proxy);
+    let status = tokio::time::timeout(Duration::from_secs(5), proxy.wait())
+        .await
+        .expect("the proxy did not exit within 5 s of SIGTERM (grace 60 s)")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(signalled.elapsed() < Duration::from_secs(5));
+    assert!(!socket.exists(), "the socket file outlived the proxy");
+    let mut rest = Vec::new();
+    half_open.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty(), "answered a head that never ended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_has_its_mode_from_the_first_moment_under_umask_000() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("proxy.sock");
+    let mut proxy = spawn_proxy(&socket, "000", &[("STATE_SOCKET_MODE", "660")]);
+    // Look as fast as possible: the first time the path exists, its mode
+    // must already be the final one, never world-connectable.
+    let started = std::time::Instant::now();
+    let first = loop {
+        if let Ok(meta) = std::fs::symlink_metadata(&socket) {
+            break meta;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no socket at {}",
+            socket.display()
+        );
+        tokio::task::yield_now().await;
+    };
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    assert!(first.file_type().is_socket());
+    assert_eq!(first.permissions().mode() & 0o777, 0o660);
+    until_served(&socket).await;
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, [std::ffi::OsString::from("proxy.sock")]);
+    terminate(&proxy);
+    assert!(proxy.wait().await.unwrap().success());
 }

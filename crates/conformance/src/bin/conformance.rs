@@ -36,11 +36,11 @@ enum Mode {
         #[arg(long)]
         body_limit: Option<u64>,
         /// A proxy on the same backend started with the environment of
-        /// conformance::limited_query_env (QUERY_MAX_KEYS=40,
+        /// conformance::limited_env (QUERY_MAX_KEYS=40,
         /// QUERY_MAX_FETCH_BYTES=4096, QUERY_MAX_RESULT_ROWS=10), for the
         /// query limit cases.
         #[arg(long)]
-        limited_query_socket: Option<PathBuf>,
+        limited_socket: Option<PathBuf>,
         /// Only cases whose name contains this.
         #[arg(long)]
         filter: Option<String>,
@@ -88,7 +88,7 @@ async fn main() -> ExitCode {
             peers,
             connector,
             body_limit,
-            limited_query_socket,
+            limited_socket,
             filter,
         } => {
             run(
@@ -96,7 +96,7 @@ async fn main() -> ExitCode {
                 peers,
                 &connector,
                 body_limit,
-                limited_query_socket,
+                limited_socket,
                 filter,
             )
             .await
@@ -142,14 +142,14 @@ async fn run(
     peers: Vec<PathBuf>,
     connector: &str,
     body_limit: Option<u64>,
-    limited_query_socket: Option<PathBuf>,
+    limited_socket: Option<PathBuf>,
     filter: Option<String>,
 ) -> Result<(), String> {
     let mut profile = Profile::for_connector(connector)?;
     profile.body_limit = body_limit;
     let mut target = Target::new(socket, profile).with_peers(peers);
-    if let Some(socket) = limited_query_socket {
-        target = target.with_limited_query(socket);
+    if let Some(socket) = limited_socket {
+        target = target.with_limited(socket);
     }
     verdict(&conformance::run(&target, filter.as_deref()).await)
 }
@@ -218,15 +218,15 @@ async fn component(
     // One more on the same backend with small query limits.
     let mut limited_env = env.clone();
     limited_env.extend(
-        conformance::limited_query_env()
+        conformance::limited_env()
             .into_iter()
             .map(|(name, value)| (name.to_owned(), value)),
     );
     let limited = Proxy::start(
         &binary,
         &limited_env,
-        run_dir.join("proxy-limited-query.sock"),
-        &run_dir.join("proxy-limited-query.log"),
+        run_dir.join("proxy-limited.sock"),
+        &run_dir.join("proxy-limited.log"),
     )
     .await?;
     let (idle_rss_kib, _) = proxies[0].memory_kib().unwrap_or_default();
@@ -235,7 +235,7 @@ async fn component(
 
     let mut target = Target::new(&proxies[0].socket, profile.clone())
         .with_peers(proxies[1..].iter().map(|p| p.socket.clone()).collect())
-        .with_limited_query(&limited.socket);
+        .with_limited(&limited.socket);
     if let Some(backend) = backend {
         target = target.with_backend(backend);
     }

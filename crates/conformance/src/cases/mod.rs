@@ -4,6 +4,7 @@ mod basic;
 mod conditions;
 mod consistency;
 mod keys;
+mod limits;
 mod listing;
 mod meta;
 mod operations;
@@ -93,6 +94,7 @@ pub(crate) fn all() -> Vec<Case> {
         conditions::cases(),
         consistency::cases(),
         transport::cases(),
+        limits::cases(),
         query::cases(),
         streaming::cases(),
         races::cases(),

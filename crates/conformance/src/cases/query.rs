@@ -87,15 +87,11 @@ fn truncated(answer: &Value) -> Option<bool> {
 
 /// The client for the proxy with small query limits, or why there is none.
 fn limited(cx: &Ctx<'_>) -> Result<Client, String> {
-    cx.target
-        .limited_query
-        .as_ref()
-        .map(Client::new)
-        .ok_or_else(|| {
-            "needs a proxy on the same backend started with the limited query environment \
-         (conformance::limited_query_env); pass it with --limited-query-socket"
-                .to_owned()
-        })
+    cx.target.limited.as_ref().map(Client::new).ok_or_else(|| {
+        "needs a proxy on the same backend started with the limited query environment \
+         (conformance::limited_env); pass it with --limited-socket"
+            .to_owned()
+    })
 }
 
 // --- A few hundred task documents -------------------------------------

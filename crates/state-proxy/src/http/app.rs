@@ -14,11 +14,12 @@ use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 
 use super::body::{IncomingBody, RequestBody, ResponseBody};
+use super::budget::MemoryBudget;
 use super::errors::{error_response, json_error, status_of};
 use super::response::{empty, json, metrics_response};
 use super::route::Route;
 use crate::capabilities::Capabilities;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
 use crate::metrics::Metrics;
 use crate::mode::Mode;
@@ -35,6 +36,7 @@ pub struct App {
     pub(super) metrics: Arc<Metrics>,
     pub(super) readiness: Readiness,
     selftest: Option<SelftestReport>,
+    pub(super) budget: MemoryBudget,
 }
 
 /// What an [`App`] is made of; the composition root (`crate::connector`)
@@ -49,6 +51,8 @@ pub struct AppParts {
     pub query_limits: QueryLimits,
     /// The self-test run at start, shown in `/capabilities`.
     pub selftest: Option<SelftestReport>,
+    /// The memory all request bodies held whole share.
+    pub budget: MemoryBudget,
 }
 
 impl App {
@@ -59,6 +63,7 @@ impl App {
             metrics: parts.metrics,
             readiness: parts.readiness,
             selftest: parts.selftest,
+            budget: parts.budget,
         }
     }
 
@@ -80,7 +85,7 @@ impl App {
         let (parts, incoming) = request.into_parts();
         let route = Route::parse(parts.uri.path());
         let route_label = route.label();
-        let mut body = RequestBody::new(incoming);
+        let mut body = RequestBody::new(incoming, &self.budget);
         let (mut response, backend) = timing::with_backend_clock(async {
             let mut response = match self.dispatch(route, &parts, &mut body).await {
                 Ok(response) => response,
@@ -137,10 +142,16 @@ impl App {
         &self,
         route: Route<'_>,
         parts: &Parts,
-        body: &mut RequestBody<B>,
+        body: &mut RequestBody<'_, B>,
     ) -> Result<Response<ResponseBody>> {
         let query = parts.uri.query();
         let method = &parts.method;
+        // Only a body without a length can have come in a transfer coding
+        // (hyper frames such a body by its last coding, `chunked`); the
+        // lookup costs every other request nothing.
+        if body.announced_len().is_none() {
+            refuse_transfer_codings(&parts.headers)?;
+        }
         match (&route, method) {
             (Route::Healthz, &Method::GET | &Method::HEAD) => {
                 json(StatusCode::OK, &serde_json::json!({ "status": "ready" }))
@@ -188,6 +199,30 @@ impl App {
     }
 }
 
+/// The proxy applies no transfer coding but `chunked` (which hyper
+/// decodes); a body in any other (`gzip, chunked`) would be stored still
+/// coded, so such a request is refused, before anything is stored.
+fn refuse_transfer_codings(headers: &http::HeaderMap) -> Result<()> {
+    for value in headers.get_all(header::TRANSFER_ENCODING) {
+        let text = value
+            .to_str()
+            .map_err(|_| Error::bad_request("Transfer-Encoding is not text"))?;
+        if let Some(coding) = text
+            .split(',')
+            .map(str::trim)
+            .find(|coding| !coding.eq_ignore_ascii_case("chunked"))
+        {
+            return Err(Error::new(
+                ErrorKind::NotImplemented,
+                format!(
+                    "transfer coding '{coding}' is not supported; send the body as it is (chunked or with Content-Length)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::num::NonZeroUsize;
@@ -217,6 +252,7 @@ mod tests {
             readiness,
             query_limits: QueryLimits::default(),
             selftest: None,
+            budget: MemoryBudget::unbounded(),
         })
     }
 

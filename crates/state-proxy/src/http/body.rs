@@ -18,6 +18,8 @@ use futures_util::StreamExt;
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 
+use super::budget::{MemoryBudget, Share};
+use super::pace::TooSlow;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::ByteStream;
 
@@ -33,19 +35,25 @@ const DRAIN_MAX_TIME: Duration = Duration::from_secs(5);
 /// What a request body must be for the proxy to serve it: a body of
 /// bytes whose errors can be told to the client.
 pub trait IncomingBody:
-    http_body::Body<Data = Bytes, Error: std::fmt::Display> + Send + Unpin + 'static
+    http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static
 {
 }
 
 impl<B> IncomingBody for B where
-    B: http_body::Body<Data = Bytes, Error: std::fmt::Display> + Send + Unpin + 'static
+    B: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static
 {
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The body of the request being served.
-pub struct RequestBody<B> {
+pub struct RequestBody<'b, B> {
     incoming: Option<B>,
     progress: Arc<Progress>,
+    /// Its share of the memory budget while it is held whole; given back
+    /// when the request is answered.
+    share: Share,
+    budget: &'b MemoryBudget,
 }
 
 /// How far the body was read, shared with the stream it may be handed
@@ -63,8 +71,9 @@ impl Progress {
     }
 }
 
-impl<B: IncomingBody> RequestBody<B> {
-    pub fn new(incoming: B) -> Self {
+impl<'b, B: IncomingBody> RequestBody<'b, B> {
+    /// A body whose whole reads (`read_all`) take their share of `budget`.
+    pub fn new(incoming: B, budget: &'b MemoryBudget) -> Self {
         let progress = Arc::new(Progress {
             finished: AtomicBool::new(incoming.is_end_stream()),
             received: AtomicU64::new(0),
@@ -72,6 +81,8 @@ impl<B: IncomingBody> RequestBody<B> {
         RequestBody {
             incoming: Some(incoming),
             progress,
+            share: Share::default(),
+            budget,
         }
     }
 
@@ -85,13 +96,27 @@ impl<B: IncomingBody> RequestBody<B> {
         self.incoming.as_ref().and_then(|b| b.size_hint().exact())
     }
 
+    /// Takes the share of the memory budget a streamed write holds of
+    /// this body (`at_most` bytes, or the announced length if smaller),
+    /// before the body is handed over: once it streams, nothing may fail
+    /// for want of memory.
+    pub async fn reserve(&mut self, at_most: u64) -> Result<()> {
+        let bytes = self.announced_len().map_or(at_most, |n| n.min(at_most));
+        self.budget.grow(&mut self.share, bytes).await
+    }
+
     /// Reads the whole body, refusing one larger than `limit` bytes; a
-    /// body of one frame is returned without copying.
+    /// body of one frame is returned without copying. The memory it
+    /// takes is taken from the budget first: all of it when the length
+    /// was announced, in doubling steps otherwise; the share is held
+    /// until the request is answered.
     pub async fn read_all(&mut self, limit: u64) -> Result<Bytes> {
-        if let Some(announced) = self.announced_len()
-            && announced > limit
-        {
-            return Err(too_large(limit));
+        let announced = self.announced_len();
+        if let Some(announced) = announced {
+            if announced > limit {
+                return Err(too_large(limit));
+            }
+            self.budget.grow(&mut self.share, announced).await?;
         }
         let Some(incoming) = self.incoming.as_mut() else {
             return Err(Error::internal("request body already taken"));
@@ -108,15 +133,25 @@ impl<B: IncomingBody> RequestBody<B> {
             if total > limit {
                 return Err(too_large(limit));
             }
+            if total > self.share.bytes() {
+                let step = total.max(self.share.bytes() * 2).max(GROW_MIN).min(limit);
+                self.budget.grow(&mut self.share, step).await?;
+            }
             match (&mut first, &mut rest) {
                 (None, _) => first = Some(data),
                 (Some(head), None) => {
-                    let mut joined = BytesMut::with_capacity(head.len() + data.len());
+                    let capacity = announced.unwrap_or(self.share.bytes()).max(total);
+                    let mut joined = BytesMut::with_capacity(capacity as usize);
                     joined.extend_from_slice(head);
                     joined.extend_from_slice(&data);
                     rest = Some(joined);
                 }
-                (Some(_), Some(joined)) => joined.extend_from_slice(&data),
+                (Some(_), Some(joined)) => {
+                    if joined.capacity() < total as usize {
+                        joined.reserve(self.share.bytes() as usize - joined.len());
+                    }
+                    joined.extend_from_slice(&data)
+                }
             }
         }
         self.progress.finished.store(true, Ordering::Release);
@@ -202,8 +237,19 @@ fn too_large(limit: u64) -> Error {
     )
 }
 
-fn body_error(e: impl std::fmt::Display) -> Error {
-    Error::bad_request(format!("cannot read the request body: {e}"))
+/// The smallest step a chunked body's share grows by.
+const GROW_MIN: u64 = 64 << 10;
+
+/// A body too slow for its connection's pace ([`super::pace`]) is a 408;
+/// any other failure to read it, a 400.
+fn body_error(e: impl Into<BoxError>) -> Error {
+    let e: BoxError = e.into();
+    let kind = if e.is::<TooSlow>() {
+        ErrorKind::RequestTimeout
+    } else {
+        ErrorKind::BadRequest
+    };
+    Error::new(kind, format!("cannot read the request body: {e}"))
 }
 
 /// A response body: nothing, bytes in memory, or a stream of known or
@@ -211,6 +257,14 @@ fn body_error(e: impl std::fmt::Display) -> Error {
 pub enum ResponseBody {
     Empty,
     Full(Option<Bytes>),
+    /// Bytes held for this answer alone, with their share of the memory
+    /// budget. The body ends only on the poll after its data, which the
+    /// connection makes once it has written what it holds, so the share
+    /// lasts until the bytes left the process (or the answer was dropped).
+    Counted {
+        bytes: Option<Bytes>,
+        _share: Share,
+    },
     Stream {
         stream: ByteStream,
         size: Option<u64>,
@@ -233,7 +287,9 @@ impl http_body::Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         match self.get_mut() {
             ResponseBody::Empty => Poll::Ready(None),
-            ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ResponseBody::Full(bytes) | ResponseBody::Counted { bytes, .. } => {
+                Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b))))
+            }
             ResponseBody::Stream { stream, .. } => stream
                 .poll_next_unpin(cx)
                 .map(|chunk| chunk.map(|result| result.map(Frame::data))),
@@ -244,14 +300,14 @@ impl http_body::Body for ResponseBody {
         match self {
             ResponseBody::Empty => true,
             ResponseBody::Full(bytes) => bytes.is_none(),
-            ResponseBody::Stream { .. } => false,
+            ResponseBody::Counted { .. } | ResponseBody::Stream { .. } => false,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             ResponseBody::Empty => SizeHint::with_exact(0),
-            ResponseBody::Full(bytes) => {
+            ResponseBody::Full(bytes) | ResponseBody::Counted { bytes, .. } => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             ResponseBody::Stream {

@@ -24,8 +24,19 @@ pub fn error_response(error: &Error) -> Response<ResponseBody> {
         }
         _ => tracing::debug!(error = %error, code = error.code(), "request refused"),
     }
-    json_error(status_of(error), error.code(), &error.to_string())
+    let mut response = json_error(status_of(error), error.code(), &error.to_string());
+    if error.kind() == ErrorKind::Busy {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
+    response
 }
+
+/// `Retry-After` of a 503 for a full memory budget: bodies held in memory
+/// are usually gone within a second.
+const RETRY_AFTER_SECS: &str = "1";
 
 /// An error answer for routing failures that have no [`ErrorKind`]
 /// (`not_found`, `method_not_allowed`).
@@ -59,9 +70,11 @@ mod tests {
             (ErrorKind::VersionConflict, 409, "conflict"),
             (ErrorKind::KeyConflict, 409, "conflict"),
             (ErrorKind::PreconditionFailed, 412, "precondition_failed"),
+            (ErrorKind::RequestTimeout, 408, "request_timeout"),
             (ErrorKind::PayloadTooLarge, 413, "payload_too_large"),
             (ErrorKind::NotImplemented, 501, "not_implemented"),
             (ErrorKind::Unavailable, 503, "unavailable"),
+            (ErrorKind::Busy, 503, "unavailable"),
             (ErrorKind::Timeout, 504, "timeout"),
             (ErrorKind::Internal, 500, "internal_error"),
         ];

@@ -13,7 +13,7 @@ use super::response::{empty, etag, json};
 use crate::error::{Error, Result};
 use crate::key::{Key, validate_list_prefix};
 use crate::query::{self, Query};
-use crate::store::Body;
+use crate::store::{Body, WriteMemory};
 
 /// Largest `/meta` request body (`{"value": ...}`).
 const META_BODY_MAX: u64 = 64 * 1024;
@@ -38,6 +38,14 @@ impl App {
     pub(super) async fn get(&self, key: &Key) -> Answer {
         let object = self.mode.get(key).await?;
         let body = match object.body {
+            // The value is in memory already (the store cannot stream
+            // it): it waits for its share like a request body, so many
+            // slow readers of large values cannot hold more than the
+            // budget; without a share in time it is dropped, and 503.
+            Body::Full(bytes) if self.mode.store_info().whole_reads => ResponseBody::Counted {
+                _share: self.budget.take(bytes.len() as u64).await?,
+                bytes: Some(bytes),
+            },
             Body::Full(bytes) => ResponseBody::Full(Some(bytes)),
             Body::Stream { stream, size } => ResponseBody::Stream {
                 stream,
@@ -69,15 +77,26 @@ impl App {
         &self,
         key: &Key,
         headers: &HeaderMap,
-        body: &mut RequestBody<B>,
+        body: &mut RequestBody<'_, B>,
     ) -> Answer {
         let condition = write_condition(headers)?;
-        let content = match self.mode.body_limit() {
-            Some(limit) => Body::Full(body.read_all(limit).await?),
-            None => Body::Stream {
-                size: body.announced_len(),
-                stream: body.into_stream(),
-            },
+        let content = match (
+            self.mode.body_limit(),
+            self.mode.store_info().streamed_write,
+        ) {
+            (Some(limit), _) => Body::Full(body.read_all(limit).await?),
+            // A store that takes values whole holds a streamed body whole
+            // too: read it like a buffered one, bounded by the budget.
+            (None, WriteMemory::Whole) => Body::Full(body.read_all(self.budget.bytes()).await?),
+            (None, held) => {
+                if let WriteMemory::AtMost(bytes) = held {
+                    body.reserve(bytes).await?;
+                }
+                Body::Stream {
+                    size: body.announced_len(),
+                    stream: body.into_stream(),
+                }
+            }
         };
         let version = self.mode.put(key, content, condition).await?;
         let mut response = empty(StatusCode::NO_CONTENT);
@@ -121,7 +140,7 @@ impl App {
         )
     }
 
-    pub(super) async fn query<B: IncomingBody>(&self, body: &mut RequestBody<B>) -> Answer {
+    pub(super) async fn query<B: IncomingBody>(&self, body: &mut RequestBody<'_, B>) -> Answer {
         let request = body.read_all(QUERY_BODY_MAX).await?;
         let query = Query::parse(&request, &self.query_limits)?;
         let started = std::time::Instant::now();
@@ -158,7 +177,7 @@ impl App {
         &self,
         key: &Key,
         query: Option<&str>,
-        body: &mut RequestBody<B>,
+        body: &mut RequestBody<'_, B>,
     ) -> Answer {
         let attr = attr_param(query)
             .ok_or_else(|| Error::bad_request("missing the attr query parameter"))?;

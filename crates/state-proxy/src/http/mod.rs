@@ -8,14 +8,20 @@
 //!   route; `conditions`: `If-Match` / `If-None-Match`;
 //! - `body`, `response`, `errors`: bodies both ways, answers, and errors
 //!   as answers (the one place where an error kind meets its status);
+//! - `connections`: the live connections and their limits (timeouts, the
+//!   cap, shutdown); `pace`: the pace a request body must keep;
+//!   `budget`: the memory budget of bodies held whole;
 //! - `metrics_listener`: `/metrics` over TCP for Prometheus.
 
 mod app;
 pub mod body;
+pub mod budget;
 mod conditions;
+pub mod connections;
 pub mod errors;
 mod handlers;
 pub mod metrics_listener;
+pub mod pace;
 mod response;
 mod route;
 pub mod socket;
@@ -26,13 +32,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::Request;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::UnixStream;
 
 pub use app::{App, AppParts};
+use connections::{Connection, ConnectionLimits, Connections, Next, TrackedBody, TrackedIo};
 pub use handlers::QUERY_BODY_MAX;
+use pace::{BodyPace, PacedBody};
 use socket::BoundSocket;
 
 /// How the socket server runs.
@@ -42,13 +52,37 @@ pub struct ServerOptions {
     pub socket_mode: u32,
     /// How long requests in flight may take to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// Timeouts and the connection cap.
+    pub connections: ConnectionLimits,
+    /// The pace request bodies must keep.
+    pub body_pace: BodyPace,
+}
+
+impl ServerOptions {
+    /// The defaults of `state-proxy serve`, with this mode and grace.
+    pub fn new(socket_mode: u32, shutdown_grace: Duration) -> ServerOptions {
+        ServerOptions {
+            socket_mode,
+            shutdown_grace,
+            connections: ConnectionLimits {
+                header_timeout: Duration::from_secs(30),
+                idle_timeout: Duration::from_secs(60),
+                write_timeout: Duration::from_secs(60),
+                max_connections: 4096,
+            },
+            body_pace: BodyPace {
+                timeout: Duration::from_secs(30),
+                min_rate: 1024,
+            },
+        }
+    }
 }
 
 /// A proxy bound to its socket, ready to serve.
 pub struct Server {
     socket: BoundSocket,
     app: Arc<App>,
-    grace: Duration,
+    options: ServerOptions,
 }
 
 impl Server {
@@ -57,7 +91,7 @@ impl Server {
         Ok(Server {
             socket: BoundSocket::bind(path, options.socket_mode)?,
             app,
-            grace: options.shutdown_grace,
+            options: options.clone(),
         })
     }
 
@@ -66,13 +100,19 @@ impl Server {
     }
 
     /// Serves connections until `shutdown` completes, then stops
-    /// accepting, removes the socket file, lets requests in flight finish
-    /// within the grace period and returns.
+    /// accepting, removes the socket file, closes idle connections, lets
+    /// requests in flight finish within the grace period and returns.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let (listener, socket_file) = self.socket.into_parts();
-        let graceful = GracefulShutdown::new();
+        let connections = Arc::new(Connections::new(self.options.connections));
+        let pace = self.options.body_pace;
         let mut builder = http1::Builder::new();
-        builder.keep_alive(true).max_buf_size(256 * 1024);
+        // Header and idle timeouts are the registry's (`connections`):
+        // hyper's own header timeout would count idle time as header time.
+        builder
+            .keep_alive(true)
+            .max_buf_size(256 * 1024)
+            .header_read_timeout(None);
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -89,27 +129,81 @@ impl Server {
                     continue;
                 }
             };
+            let Some(connection) = connections.admit() else {
+                drop(stream);
+                continue;
+            };
             let app = Arc::clone(&self.app);
-            let service = service_fn(move |request| {
+            let serving = Arc::clone(&connection);
+            let service = service_fn(move |request: Request<Incoming>| {
                 let app = Arc::clone(&app);
-                async move { Ok::<_, Infallible>(app.handle(request).await) }
-            });
-            let connection =
-                graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "connection ended with an error");
+                let in_flight = serving.begin();
+                async move {
+                    let request = request.map(|body| PacedBody::new(body, pace));
+                    let response = app.handle(request).await;
+                    Ok::<_, Infallible>(response.map(|body| TrackedBody { body, in_flight }))
                 }
+            });
+            let io = TokioIo::new(TrackedIo::new(stream, Arc::clone(&connection)));
+            let served = builder.serve_connection(io, service);
+            let connections = Arc::clone(&connections);
+            tokio::spawn(async move {
+                run_connection(served, &connection, connections.limits()).await;
+                connections.remove(&connection);
             });
         }
         drop(listener);
         socket_file.remove();
         tracing::info!("shutting down: no new connections, finishing requests in flight");
+        connections.drain();
         tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections closed"),
-            () = tokio::time::sleep(self.grace) => {
-                tracing::warn!(grace = ?self.grace, "grace period over, closing remaining connections");
+            () = connections.all_closed() => tracing::info!("all connections closed"),
+            () = tokio::time::sleep(self.options.shutdown_grace) => {
+                tracing::warn!(grace = ?self.options.shutdown_grace, "grace period over, closing remaining connections");
             }
+        }
+    }
+}
+
+/// Serves one connection until it ends, a limit closes it, or the server
+/// sheds it or shuts down.
+async fn run_connection<S, B>(
+    served: http1::Connection<TokioIo<TrackedIo<UnixStream>>, S>,
+    connection: &Connection,
+    limits: &ConnectionLimits,
+) where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(served);
+    let mut draining = false;
+    loop {
+        let at = match connection.next(limits) {
+            Next::CheckAt(at) => at,
+            Next::Close(reason) => {
+                tracing::debug!(reason, "closing a connection");
+                return;
+            }
+        };
+        tokio::select! {
+            ended = served.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = connection.signalled() => {
+                if connection.close_now() {
+                    return;
+                }
+                if !draining {
+                    served.as_mut().graceful_shutdown();
+                    draining = true;
+                }
+            }
+            () = tokio::time::sleep_until(at) => {}
         }
     }
 }

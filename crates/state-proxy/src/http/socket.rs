@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io::{self, ErrorKind};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tokio::net::UnixListener;
@@ -48,9 +48,7 @@ impl BoundSocket {
             fs::create_dir_all(parent)
                 .map_err(|e| describe(parent, "creating the socket directory", e))?;
         }
-        let listener = UnixListener::bind(path).map_err(|e| describe(path, "binding", e))?;
-        fs::set_permissions(path, fs::Permissions::from_mode(mode))
-            .map_err(|e| describe(path, "setting the socket mode", e))?;
+        let listener = bind_with_mode(path, mode)?;
         let stat =
             fs::symlink_metadata(path).map_err(|e| describe(path, "inspecting the socket", e))?;
         Ok(BoundSocket {
@@ -90,6 +88,34 @@ impl SocketFile {
             tracing::warn!(socket = %self.path.display(), error = %e, "could not remove the socket file");
         }
     }
+}
+
+/// Binds the socket in a private directory beside `path` (mode 0700, so
+/// nobody else can connect whatever the umask), gives it its final mode
+/// there, and only then links it to `path`: it never exists under its
+/// own name with other permissions. `link` refuses to replace a file that
+/// appeared at `path` meanwhile.
+fn bind_with_mode(path: &Path, mode: u32) -> Result<UnixListener, String> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let private = parent.join(format!(".state-proxy-bind-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&private); // left by a crash of this pid
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .map_err(|e| describe(&private, "creating a private directory for the socket", e))?;
+    let staged = private.join("s");
+    let bound = (|| {
+        let listener = UnixListener::bind(&staged).map_err(|e| describe(path, "binding", e))?;
+        fs::set_permissions(&staged, fs::Permissions::from_mode(mode))
+            .map_err(|e| describe(path, "setting the socket mode", e))?;
+        fs::hard_link(&staged, path).map_err(|e| describe(path, "binding", e))?;
+        Ok(listener)
+    })();
+    let _ = fs::remove_dir_all(&private);
+    bound
 }
 
 fn describe(path: &Path, doing: &str, e: io::Error) -> String {

@@ -2,12 +2,14 @@
 //! tests see what the proxy does over a dishonest or failing backend. It
 //! serves the self-test's unit tests (a backend that ignores conditions,
 //! as some emulators do) and the operations tests (a backend whose
-//! readiness probe fails). The proxy itself never builds one.
+//! readiness probe fails, a read that breaks off halfway). The proxy
+//! itself never builds one.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
+use futures_util::StreamExt;
 
 use super::{Body, Condition, Listing, Object, ObjectMeta, Store, StoreInfo, Version};
 use crate::error::{Error, ErrorKind, Result};
@@ -15,6 +17,8 @@ use crate::key::Key;
 
 /// What a failing probe answers.
 pub const PROBE_FAILURE: &str = "injected: bucket unreachable";
+/// The error a read that breaks off ends with.
+pub const READ_FAILURE: &str = "injected: the backend connection broke";
 
 /// `inner`, honest until told otherwise.
 pub struct FaultyStore {
@@ -22,6 +26,8 @@ pub struct FaultyStore {
     ignore_write_conditions: AtomicBool,
     fail_probes: AtomicBool,
     probes: AtomicUsize,
+    /// Reads fail after this many bytes (`u64::MAX`: never).
+    break_reads_after: AtomicU64,
 }
 
 impl FaultyStore {
@@ -31,6 +37,7 @@ impl FaultyStore {
             ignore_write_conditions: AtomicBool::new(false),
             fail_probes: AtomicBool::new(false),
             probes: AtomicUsize::new(0),
+            break_reads_after: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -42,6 +49,12 @@ impl FaultyStore {
     /// Probes answer `unavailable` with [`PROBE_FAILURE`].
     pub fn fail_probes(&self, fail: bool) {
         self.fail_probes.store(fail, Ordering::SeqCst);
+    }
+
+    /// Reads stream the first `bytes` of the object, then fail with
+    /// [`READ_FAILURE`] (the object's size is announced as usual).
+    pub fn break_reads_after(&self, bytes: u64) {
+        self.break_reads_after.store(bytes, Ordering::SeqCst);
     }
 
     /// How many probes reached the store.
@@ -57,7 +70,30 @@ impl Store for FaultyStore {
     }
 
     async fn get(&self, key: &Key) -> Result<Object> {
-        self.inner.get(key).await
+        let mut object = self.inner.get(key).await?;
+        let after = self.break_reads_after.load(Ordering::SeqCst);
+        if after < object.meta.size {
+            let whole = match object.body {
+                Body::Full(bytes) => bytes,
+                Body::Stream { stream, .. } => {
+                    let chunks: Vec<_> = stream.collect().await;
+                    let chunks: Result<Vec<_>> = chunks.into_iter().collect();
+                    chunks?.concat().into()
+                }
+            };
+            let head = whole.slice(..after as usize);
+            // The break comes a moment later, as it would from a network,
+            // so that what came before it is already on its way.
+            let broken = futures_util::stream::once(async {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                Err(Error::new(ErrorKind::Unavailable, READ_FAILURE))
+            });
+            object.body = Body::Stream {
+                stream: futures_util::stream::iter([Ok(head)]).chain(broken).boxed(),
+                size: Some(object.meta.size),
+            };
+        }
+        Ok(object)
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {

@@ -36,6 +36,7 @@ use tokio_util::io::ReaderStream;
 use super::listing::ListingBuilder;
 use super::{
     AttrSpec, Body, ByteStream, Condition, Listing, Object, ObjectMeta, Store, StoreInfo, Version,
+    WriteMemory,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
@@ -46,10 +47,15 @@ pub const INTERNAL_DIR: &str = ".state-proxy";
 /// directory must map a key to the same stripe.
 const LOCK_STRIPES: usize = 256;
 /// Files up to this size are read whole in one blocking call; larger ones
-/// are streamed.
-const WHOLE_READ_MAX: u64 = 1 << 20;
-/// Chunk size of streamed reads and writes: large, because each chunk is a
-/// trip to a blocking thread.
+/// are streamed. No more than one read chunk, so that a reader who stops
+/// reading holds one chunk, whatever the object.
+const WHOLE_READ_MAX: u64 = READ_CHUNK as u64;
+/// Chunk size of streamed reads: each chunk is a trip to a blocking
+/// thread, but a stalled reader holds about two of them (the file's buffer
+/// and the one waiting in the connection), so not more than this.
+const READ_CHUNK: usize = 128 << 10;
+/// Batch size of streamed writes: large, because each batch is a trip to a
+/// blocking thread.
 const STREAM_CHUNK: usize = 1 << 20;
 /// Temporary files untouched for this long belong to a crashed writer.
 const STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
@@ -69,6 +75,9 @@ static INFO: StoreInfo = StoreInfo {
     conditional_delete: true,
     nested_keys: false,
     ttl: false,
+    // A batch being gathered and one being written.
+    streamed_write: WriteMemory::AtMost(2 * STREAM_CHUNK as u64),
+    whole_reads: false,
 };
 
 /// Options of the `fs` store.
@@ -181,7 +190,7 @@ impl Store for FsStore {
         let body = match opened {
             Ok(bytes) => Body::Full(bytes),
             Err(file) => Body::Stream {
-                stream: ReaderStream::with_capacity(tokio::fs::File::from_std(file), STREAM_CHUNK)
+                stream: ReaderStream::with_capacity(tokio::fs::File::from_std(file), READ_CHUNK)
                     .map_err(|e| io_error(e, "reading"))
                     .boxed(),
                 size: Some(meta.size),

@@ -12,6 +12,7 @@ use parking_lot::RwLock;
 use super::listing::ListingBuilder;
 use super::{
     AttrSpec, Body, Condition, Listing, Object, ObjectMeta, ObjectNames, Store, StoreInfo, Version,
+    WriteMemory,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
@@ -33,6 +34,9 @@ static INFO: StoreInfo = StoreInfo {
     conditional_delete: true,
     nested_keys: true,
     ttl: false,
+    streamed_write: WriteMemory::Whole,
+    // Reads share the stored bytes: nothing is held for the reader.
+    whole_reads: false,
 };
 
 struct Entry {

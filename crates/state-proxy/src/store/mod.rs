@@ -149,6 +149,25 @@ pub struct StoreInfo {
     pub nested_keys: bool,
     /// Objects can be given a time to live (through an attribute).
     pub ttl: bool,
+    /// What a write of a streamed body (`passthrough`) holds in memory,
+    /// which the proxy counts against its memory budget.
+    pub streamed_write: WriteMemory,
+    /// A read holds the whole object in memory (the backend cannot stream
+    /// a value), so the proxy counts it against its memory budget until
+    /// it was sent.
+    pub whole_reads: bool,
+}
+
+/// How much of a streamed body a store's write holds in memory at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMemory {
+    /// Chunks go on as they arrive; nothing beyond them is held.
+    Chunks,
+    /// At most about this many bytes, whatever the body's size (parts or
+    /// batches being gathered and written).
+    AtMost(u64),
+    /// The whole body: the backend takes a value in one piece.
+    Whole,
 }
 
 /// Maps keys to backend object names under a configured prefix, the

@@ -25,7 +25,9 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, ErrorKind as RedisErrorKind, RedisError, Script, ServerErrorKind};
 
 use super::listing::ListingBuilder;
-use super::{AttrSpec, Body, Condition, Listing, Object, ObjectMeta, Store, StoreInfo, Version};
+use super::{
+    AttrSpec, Body, Condition, Listing, Object, ObjectMeta, Store, StoreInfo, Version, WriteMemory,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
 
@@ -38,6 +40,8 @@ static INFO: StoreInfo = StoreInfo {
     conditional_delete: true,
     nested_keys: true,
     ttl: true,
+    streamed_write: WriteMemory::Whole,
+    whole_reads: true,
 };
 
 /// Values at least this large are hashed off the async threads.

@@ -39,6 +39,7 @@ use super::http_client::{Call, Retry, header};
 use super::listing::{self, Page};
 use super::{
     AttrSpec, Body, Condition, Listing, Object, ObjectMeta, ObjectNames, Store, StoreInfo, Version,
+    WriteMemory,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
@@ -81,6 +82,8 @@ static INFO: StoreInfo = StoreInfo {
     conditional_delete: true,
     nested_keys: true,
     ttl: false,
+    streamed_write: WriteMemory::Chunks,
+    whole_reads: false,
 };
 
 /// Longest validity of a signed URL V4 signatures allow: seven days.

@@ -46,6 +46,7 @@ use super::http_client::{Call, Retry, header};
 use super::listing::{self, Page};
 use super::{
     AttrSpec, Body, Condition, Listing, Object, ObjectMeta, ObjectNames, Store, StoreInfo, Version,
+    WriteMemory,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
@@ -88,6 +89,10 @@ static INFO: StoreInfo = StoreInfo {
     conditional_delete: true,
     nested_keys: true,
     ttl: false,
+    // The parts in flight and the one filling (larger parts only for
+    // bodies above 80 GB).
+    streamed_write: WriteMemory::AtMost(((upload::PARTS_IN_FLIGHT + 1) * upload::PART_SIZE) as u64),
+    whole_reads: false,
 };
 
 /// Settings of the `s3` store.
