@@ -5,7 +5,8 @@
 //!   request to the [`App`];
 //! - `app`: what every request goes through (routing, body, timing,
 //!   metrics); `route`: which resource a path names; `handlers`: one per
-//!   route; `conditions`: `If-Match` / `If-None-Match`;
+//!   route; `conditions`: `If-Match` / `If-None-Match`; `naming`: keys
+//!   and parameters, literal or percent-encoded (`X-Key-Encoding`);
 //! - `body`, `response`, `errors`: bodies both ways, answers, and errors
 //!   as answers (the one place where an error kind meets its status);
 //! - `metrics_listener`: `/metrics` over TCP for Prometheus.
@@ -16,6 +17,7 @@ mod conditions;
 pub mod errors;
 mod handlers;
 pub mod metrics_listener;
+pub mod naming;
 mod response;
 mod route;
 pub mod socket;
