@@ -201,8 +201,9 @@ async fn component(
             format!("STATE_MAX_BODY_BYTES in profiles is a plain number of bytes, got {limit}")
         })?);
     }
-    // Without credentials (an emulator) a GCS proxy cannot sign URLs, and
-    // must say so with 501 rather than hand out a URL that does not work.
+    // Without credentials (an emulator) a GCS proxy cannot sign URLs: it
+    // does not list signed_url, and reading it answers 501 rather than
+    // hand out a URL that does not work.
     if profile.store == "gcs" && env.contains_key("STORAGE_EMULATOR_HOST") {
         profile.not_implemented_attrs.push("signed_url");
     }
