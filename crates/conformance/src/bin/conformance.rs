@@ -258,6 +258,34 @@ async fn component(
         failures.extend(scenario_failures);
     }
 
+    if filter.is_none() && profile.store == "s3" {
+        // One more, on a bucket that does not exist.
+        let mut missing_env = env.clone();
+        let bucket = format!(
+            "{}-missing",
+            env.get("STATE_BUCKET").map_or("state", String::as_str)
+        );
+        missing_env.insert("STATE_BUCKET".to_owned(), bucket);
+        match Proxy::start(
+            &binary,
+            &missing_env,
+            run_dir.join("proxy-missing-bucket.sock"),
+            &run_dir.join("proxy-missing-bucket.log"),
+        )
+        .await
+        {
+            Ok(proxy) => {
+                if let Err(e) = scenarios::s3::missing_bucket(&proxy).await {
+                    failures.push(format!("s3 missing bucket: {e}"));
+                }
+                if let Err(e) = proxy.stop().await {
+                    failures.push(format!("missing-bucket proxy: {e}"));
+                }
+            }
+            Err(e) => failures.push(format!("missing-bucket proxy: {e}")),
+        }
+    }
+
     for (i, proxy) in proxies.into_iter().enumerate() {
         if let Err(e) = proxy.stop().await {
             failures.push(format!("proxy {i}: {e}"));

@@ -23,6 +23,8 @@ pub(super) fn cases() -> Vec<Case> {
         case!(file_and_directory_names_conflict, |t| !t
             .profile
             .nested_keys),
+        case!(a_refused_write_leaves_no_trace, |t| t.profile.store == "fs"),
+        case!(internal_names_are_never_listed, |t| t.profile.store == "fs"),
     ]
 }
 
@@ -336,5 +338,54 @@ async fn file_and_directory_names_conflict(cx: &Ctx<'_>) -> Outcome {
         b"file",
         "d/e kept"
     );
+    Ok(())
+}
+
+/// fs: a write refused for a segment longer than a file name can be
+/// leaves no directory behind, so the name stays free for a key.
+async fn a_refused_write_leaves_no_trace(cx: &Ctx<'_>) -> Outcome {
+    let long = "n".repeat(300);
+    expect_error(
+        "PUT with a 300-byte segment",
+        cx.client
+            .put(&cx.key(&format!("d/{long}")), "x", Condition::None)
+            .await,
+        400,
+        "bad_request",
+    )?;
+    let listing = doing("list", cx.client.list(&cx.dir(), Some("")).await)?;
+    ensure!(
+        listing.keys.is_empty() && listing.prefixes.is_empty(),
+        "the refused write left {listing:?}"
+    );
+    doing(
+        "PUT d after the refused d/...",
+        cx.client.put(&cx.key("d"), "x", Condition::None).await,
+    )?;
+    Ok(())
+}
+
+/// fs: the store's own files (temporary files, locks) are no keys, not
+/// even when a listing names their directory.
+async fn internal_names_are_never_listed(cx: &Ctx<'_>) -> Outcome {
+    doing(
+        "PUT",
+        cx.client.put(&cx.key("k"), "x", Condition::None).await,
+    )?;
+    for (prefix, delimiter) in [
+        (".state-proxy/", Some("")),
+        (".state-proxy/", Some("/")),
+        (".state-proxy/locks/", Some("")),
+        (".state-", Some("/")),
+    ] {
+        let listing = doing(
+            &format!("list {prefix} {delimiter:?}"),
+            cx.client.list(prefix, delimiter).await,
+        )?;
+        ensure!(
+            listing.keys.is_empty() && listing.prefixes.is_empty(),
+            "listing {prefix:?} (delimiter {delimiter:?}) shows {listing:?}"
+        );
+    }
     Ok(())
 }
