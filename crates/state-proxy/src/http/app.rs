@@ -140,8 +140,8 @@ impl App {
         body: &mut RequestBody<B>,
     ) -> Result<Response<ResponseBody>> {
         let query = parts.uri.query();
-        let method = &parts.method;
         let naming = Naming::of(&parts.headers)?;
+        let method = &parts.method;
         match (&route, method) {
             (Route::Healthz, &Method::GET | &Method::HEAD) => {
                 json(StatusCode::OK, &serde_json::json!({ "status": "ready" }))
@@ -165,12 +165,10 @@ impl App {
                 self.delete(&naming.key(raw)?, &parts.headers).await
             }
             (Route::Meta(raw), &Method::GET) => {
-                self.get_meta(&naming.key(raw)?, naming.param(query, "attr")?)
-                    .await
+                self.get_meta(naming, &naming.key(raw)?, query).await
             }
             (Route::Meta(raw), &Method::PUT) => {
-                self.put_meta(&naming.key(raw)?, naming.param(query, "attr")?, body)
-                    .await
+                self.put_meta(naming, &naming.key(raw)?, query, body).await
             }
             (Route::Query, &Method::POST) => self.query(body).await,
             (Route::Unknown, _) => Ok(json_error(

@@ -136,8 +136,8 @@ impl App {
         json(StatusCode::OK, &answer)
     }
 
-    pub(super) async fn get_meta(&self, key: &Key, attr: Option<String>) -> Answer {
-        match attr {
+    pub(super) async fn get_meta(&self, naming: Naming, key: &Key, query: Option<&str>) -> Answer {
+        match naming.param(query, "attr")? {
             None => {
                 let attrs = self.mode.attributes(key).await?;
                 json(StatusCode::OK, &serde_json::json!({ "attrs": attrs }))
@@ -154,11 +154,14 @@ impl App {
 
     pub(super) async fn put_meta<B: IncomingBody>(
         &self,
+        naming: Naming,
         key: &Key,
-        attr: Option<String>,
+        query: Option<&str>,
         body: &mut RequestBody<B>,
     ) -> Answer {
-        let attr = attr.ok_or_else(|| Error::bad_request("missing the attr query parameter"))?;
+        let attr = naming
+            .param(query, "attr")?
+            .ok_or_else(|| Error::bad_request("missing the attr query parameter"))?;
         let value = meta_value(&body.read_all(META_BODY_MAX).await?)?;
         self.mode.set_attr(key, &attr, &value).await?;
         Ok(empty(StatusCode::NO_CONTENT))
