@@ -10,6 +10,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Keys are sent percent-encoded, with `X-Key-Encoding: percent`
+//! ([`KEY_ENCODING`]), so any key a store can hold (spaces, `%`, `?`,
+//! `#`, UTF-8) reaches the proxy exactly as given; [`Client::raw`] sends
+//! its path as it is and adds no header.
+//!
 //! By default connections are kept alive and reused; a client made with
 //! [`Client::new_connection_per_request`] opens a fresh connection for
 //! every request, as the compat Python runtime does.
@@ -31,6 +36,12 @@ use serde::Deserialize;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type of requests sent by this client.
 pub type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// The request header that says keys and parameters are percent-encoded
+/// (docs/protocol.md, "Keys"); without it the proxy takes them literally.
+pub const KEY_ENCODING: &str = "x-key-encoding";
+/// The value of [`KEY_ENCODING`] for percent-encoded keys.
+pub const PERCENT: &str = "percent";
 
 /// Characters escaped in key paths: everything but unreserved characters
 /// and `/`, so a key reaches the proxy exactly as given.
@@ -311,6 +322,21 @@ impl Client {
         request
     }
 
+    /// A request naming a key (in its path or its query), which this
+    /// client percent-encodes.
+    fn keyed(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: RequestBody,
+    ) -> Request<RequestBody> {
+        let mut request = self.request(method, path_and_query, body);
+        request
+            .headers_mut()
+            .insert(KEY_ENCODING, HeaderValue::from_static(PERCENT));
+        request
+    }
+
     /// Sends any request and reads the whole answer, whatever its status.
     pub async fn raw(
         &self,
@@ -413,7 +439,7 @@ impl Client {
     }
 
     pub async fn get(&self, key: &str) -> Result<Object> {
-        let request = self.request(Method::GET, &key_path("keys", key), empty());
+        let request = self.keyed(Method::GET, &key_path("keys", key), empty());
         let response = self.send_checked(request).await?;
         Ok(Object {
             etag: response.header("etag").map(str::to_owned),
@@ -426,7 +452,7 @@ impl Client {
         &self,
         key: &str,
     ) -> Result<(Stat, impl Stream<Item = Result<Bytes>> + Send + 'static)> {
-        let request = self.request(Method::GET, &key_path("keys", key), empty());
+        let request = self.keyed(Method::GET, &key_path("keys", key), empty());
         // The connection is not pooled: it is busy until the stream ends,
         // and the stream keeps it alive.
         let (response, sender) = self.exchange(request).await?;
@@ -445,7 +471,7 @@ impl Client {
 
     /// `None` when the key does not exist.
     pub async fn head(&self, key: &str) -> Result<Option<Stat>> {
-        let request = self.request(Method::HEAD, &key_path("keys", key), empty());
+        let request = self.keyed(Method::HEAD, &key_path("keys", key), empty());
         let response = self.send_whole(request).await?;
         if response.status == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -461,7 +487,7 @@ impl Client {
         data: impl Into<Bytes>,
         condition: Condition,
     ) -> Result<String> {
-        let request = self.request(Method::PUT, &key_path("keys", key), full(data.into()));
+        let request = self.keyed(Method::PUT, &key_path("keys", key), full(data.into()));
         self.put_request(request, &condition).await
     }
 
@@ -479,7 +505,7 @@ impl Client {
         E: Into<BoxError>,
     {
         let body = StreamBody::new(chunks.map(|chunk| chunk.map(Frame::data).map_err(Into::into)));
-        let mut request = self.request(
+        let mut request = self.keyed(
             Method::PUT,
             &key_path("keys", key),
             BodyExt::boxed_unsync(body),
@@ -506,7 +532,7 @@ impl Client {
     }
 
     pub async fn delete(&self, key: &str, condition: Condition) -> Result<()> {
-        let mut request = self.request(Method::DELETE, &key_path("keys", key), empty());
+        let mut request = self.keyed(Method::DELETE, &key_path("keys", key), empty());
         condition.apply(request.headers_mut())?;
         self.send_checked(request).await.map(drop)
     }
@@ -523,7 +549,7 @@ impl Client {
             path.extend(utf8_percent_encode(delimiter, QUERY_ESCAPES));
         }
         let response = self
-            .send_checked(self.request(Method::GET, &path, empty()))
+            .send_checked(self.keyed(Method::GET, &path, empty()))
             .await?;
         serde_json::from_slice(&response.body)
             .map_err(|e| ClientError::InvalidResponse(format!("listing: {e}")))
@@ -531,14 +557,14 @@ impl Client {
 
     /// The attribute names of a key.
     pub async fn attrs(&self, key: &str) -> Result<Vec<String>> {
-        let request = self.request(Method::GET, &key_path("meta", key), empty());
+        let request = self.keyed(Method::GET, &key_path("meta", key), empty());
         let json = self.send_checked(request).await?.json()?;
         serde_json::from_value(json["attrs"].clone())
             .map_err(|e| ClientError::InvalidResponse(format!("attrs: {e}")))
     }
 
     pub async fn get_attr(&self, key: &str, attr: &str) -> Result<String> {
-        let request = self.request(Method::GET, &attr_path(key, attr), empty());
+        let request = self.keyed(Method::GET, &attr_path(key, attr), empty());
         let json = self.send_checked(request).await?.json()?;
         json["value"]
             .as_str()
@@ -548,7 +574,7 @@ impl Client {
 
     pub async fn set_attr(&self, key: &str, attr: &str, value: &str) -> Result<()> {
         let body = serde_json::json!({ "value": value }).to_string();
-        let request = self.request(Method::PUT, &attr_path(key, attr), full(Bytes::from(body)));
+        let request = self.keyed(Method::PUT, &attr_path(key, attr), full(Bytes::from(body)));
         self.send_checked(request).await.map(drop)
     }
 
@@ -559,7 +585,8 @@ impl Client {
     }
 }
 
-/// `/keys/<escaped key>` or `/meta/<escaped key>`.
+/// `/keys/<escaped key>` or `/meta/<escaped key>`, for a request that
+/// carries `X-Key-Encoding: percent` ([`KEY_ENCODING`]).
 pub fn key_path(route: &str, key: &str) -> String {
     format!("/{route}/{}", utf8_percent_encode(key, PATH_ESCAPES))
 }

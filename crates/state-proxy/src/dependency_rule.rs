@@ -69,9 +69,12 @@ fn sources(dir: &Path, module: &[String], out: &mut Vec<Source>) {
     }
 }
 
-/// The first identifier of each item of a path's tail: `a::b` gives `a`,
-/// `{a, b::{c}}` gives `a` and `b`.
-fn first_idents(tail: &str) -> Vec<String> {
+/// The module paths a path's tail names, in full: `a::b` gives `[a, b]`,
+/// `{a, b::{c, self}}` gives `[a]`, `[b, c]` and `[b]`. Whitespace
+/// (newlines of a use statement spread over lines) is skipped; a path
+/// ends at anything that is neither an identifier nor `::` (`*`, `<`,
+/// `(`, `;`).
+fn paths(tail: &str) -> Vec<Vec<String>> {
     let tail = tail.trim_start();
     if let Some(group) = tail.strip_prefix('{') {
         let mut items = Vec::new();
@@ -91,63 +94,109 @@ fn first_idents(tail: &str) -> Vec<String> {
                 _ => {}
             }
         }
-        return items.into_iter().flat_map(first_idents).collect();
+        return items.into_iter().flat_map(paths).collect();
     }
     let ident: String = tail
         .chars()
         .take_while(|c| c.is_alphanumeric() || *c == '_')
         .collect();
-    if ident.is_empty() || ident == "self" {
+    if ident.is_empty() {
+        return Vec::new();
+    }
+    let own = if ident == "self" {
         Vec::new()
     } else {
-        vec![ident]
+        vec![ident.clone()]
+    };
+    match tail[ident.len()..].trim_start().strip_prefix("::") {
+        Some(rest) if ident != "self" => {
+            let inner = paths(rest);
+            if inner.is_empty() {
+                return vec![own];
+            }
+            inner
+                .into_iter()
+                .map(|path| own.iter().cloned().chain(path).collect())
+                .collect()
+        }
+        _ => vec![own],
     }
 }
 
-/// The module paths (from the crate root) a file refers to, read from
-/// `crate::` and `super::` paths outside comments.
+/// The source without its line comments.
+fn code_of(text: &str) -> String {
+    text.lines()
+        .map(|line| line.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Whether the text before a `crate::` or `super::` ends in an identifier
+/// or a path (`state_crate::`, `a::super::`): then it is not ours.
+fn preceded_by_ident(before: &str) -> bool {
+    before
+        .chars()
+        .next_back()
+        .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+}
+
+/// The module paths (from the crate root, in full) a file refers to, read
+/// from `crate::` and `super::` paths outside comments, whole use
+/// statements included however many lines they take.
 fn references(source: &Source) -> BTreeSet<Vec<String>> {
+    let code = code_of(&source.text);
     let mut found = BTreeSet::new();
-    for line in source.text.lines() {
-        let code = line.split("//").next().unwrap_or("");
-        for (at, _) in code.match_indices("crate::") {
-            let preceded_by_ident = code[..at]
-                .chars()
-                .next_back()
-                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':');
-            if preceded_by_ident {
-                continue; // `state_crate::`, `$crate::` and the like
-            }
-            for ident in first_idents(&code[at + "crate::".len()..]) {
-                found.insert(vec![ident]);
-            }
+    for (at, _) in code.match_indices("crate::") {
+        if preceded_by_ident(&code[..at]) {
+            continue; // `state_crate::`, `$crate::` and the like
         }
-        let mut rest = code;
-        while let Some(at) = rest.find("super::") {
-            let before = &rest[..at];
-            let preceded = before
-                .chars()
-                .next_back()
-                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':');
-            let mut tail = &rest[at..];
-            let mut ups = 0;
-            while let Some(after) = tail.strip_prefix("super::") {
-                ups += 1;
-                tail = after;
-            }
-            rest = tail;
-            if preceded {
-                continue;
-            }
-            let base_len = source.module.len().saturating_sub(ups);
-            for ident in first_idents(tail) {
-                let mut target = source.module[..base_len].to_vec();
-                target.push(ident);
-                found.insert(target);
-            }
+        found.extend(paths(&code[at + "crate::".len()..]));
+    }
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("super::") {
+        let preceded = preceded_by_ident(&rest[..at]);
+        let mut tail = &rest[at..];
+        let mut ups = 0;
+        while let Some(after) = tail.strip_prefix("super::") {
+            ups += 1;
+            tail = after;
+        }
+        rest = tail;
+        if preceded {
+            continue;
+        }
+        let base = &source.module[..source.module.len().saturating_sub(ups)];
+        for path in paths(tail) {
+            found.insert(base.iter().cloned().chain(path).collect());
         }
     }
+    found.retain(|path| !path.is_empty());
     found
+}
+
+/// The uses of another backend by a file of a backend.
+fn backend_violations(source: &Source) -> Vec<String> {
+    let [store, backend, ..] = source.module.as_slice() else {
+        return Vec::new();
+    };
+    if store != "store" || !BACKENDS.contains(&backend.as_str()) {
+        return Vec::new();
+    }
+    references(source)
+        .into_iter()
+        .filter_map(|target| match target.as_slice() {
+            [first, second, ..]
+                if first == "store" && second != backend && BACKENDS.contains(&second.as_str()) =>
+            {
+                Some(format!(
+                    "{} uses {}",
+                    source.path.display(),
+                    target.join("::")
+                ))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// The top-level module a reference lands in, if it is one.
@@ -216,24 +265,10 @@ fn dependencies_go_down_the_layers_only() {
 
 #[test]
 fn a_backend_never_uses_another_backend() {
-    let mut violations = Vec::new();
-    for source in crate_sources() {
-        let [store, backend, ..] = source.module.as_slice() else {
-            continue;
-        };
-        if store != "store" || !BACKENDS.contains(&backend.as_str()) {
-            continue;
-        }
-        for target in references(&source) {
-            if let [first, second, ..] = target.as_slice()
-                && first == "store"
-                && second != backend
-                && BACKENDS.contains(&second.as_str())
-            {
-                violations.push(format!("{} uses store::{second}", source.path.display()));
-            }
-        }
-    }
+    let violations: Vec<String> = crate_sources()
+        .iter()
+        .flat_map(backend_violations)
+        .collect();
     assert!(violations.is_empty(), "{}", violations.join("\n"));
 }
 
@@ -249,16 +284,53 @@ fn the_checker_reads_paths_as_rust_resolves_them() {
             .to_owned(),
     };
     let found: Vec<Vec<String>> = references(&source).into_iter().collect();
-    let expected: Vec<Vec<String>> = [
-        vec!["Error"],
-        vec!["error"],
-        vec!["key"],
-        vec!["store", "listing"],
-        vec!["store", "s3", "upload"],
-    ]
-    .iter()
-    .map(|path| path.iter().map(|s| (*s).to_owned()).collect())
-    .collect();
-    assert_eq!(found, expected);
+    assert_eq!(
+        found,
+        owned(&[
+            &["Error", "internal"],
+            &["error", "Error"],
+            &["error", "Result"],
+            &["key"],
+            &["store", "listing", "ListingBuilder"],
+            &["store", "s3", "upload"],
+        ])
+    );
     assert_eq!(top_level(&["Error".to_owned()]), Some("error".to_owned()));
+}
+
+#[test]
+fn the_checker_reads_use_statements_over_several_lines() {
+    let source = Source {
+        path: PathBuf::from("store/gcs/api.rs"),
+        module: vec!["store".into(), "gcs".into(), "api".into()],
+        text: "use crate::{\n    \
+                   error::Error,\n    \
+                   store::{\n        \
+                       self,\n        \
+                       s3::api::Api, // crate::http\n    \
+                   },\n\
+               };\n\
+               use super::super::memory\n    ::MemoryStore;\n\
+               let y = crate::store::redis::RedisStore::open();\n"
+            .to_owned(),
+    };
+    let found: Vec<Vec<String>> = references(&source).into_iter().collect();
+    assert_eq!(
+        found,
+        owned(&[
+            &["error", "Error"],
+            &["store"],
+            &["store", "memory", "MemoryStore"],
+            &["store", "redis", "RedisStore", "open"],
+            &["store", "s3", "api", "Api"],
+        ])
+    );
+    assert_eq!(backend_violations(&source).len(), 3);
+}
+
+fn owned(paths: &[&[&str]]) -> Vec<Vec<String>> {
+    paths
+        .iter()
+        .map(|path| path.iter().map(|s| (*s).to_owned()).collect())
+        .collect()
 }

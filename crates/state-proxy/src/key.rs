@@ -1,10 +1,12 @@
-//! Keys: percent-decoding and validation (docs/protocol.md, "Keys").
+//! Keys: the two ways a request names them (literal or percent-encoded)
+//! and validation (docs/protocol.md, "Keys").
 //!
 //! A [`Key`] can only be built through validation, so every layer below
 //! the HTTP one can rely on it: never empty, never absolute, no `.`/`..`
 //! or empty segment, no control character, at most [`MAX_KEY_BYTES`].
 //! Such a key cannot escape the configured prefix of any store.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::error::{Error, Result};
@@ -16,11 +18,34 @@ pub const MAX_KEY_BYTES: usize = 1024;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key(String);
 
+/// How a request spells keys, listing prefixes and other parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyEncoding {
+    /// The text is the name, byte for byte: a `%` is a percent sign. The
+    /// compat runtime sends file names so, and the original proxy stores
+    /// them so.
+    Literal,
+    /// `%XX` escapes are decoded (strictly, to UTF-8); `+` is a plus sign.
+    /// It lets a client name what literal text cannot carry (a space,
+    /// `?`, `#`, `&`, non-ASCII).
+    Percent,
+}
+
+impl KeyEncoding {
+    /// The name `raw` stands for; `what` names it in errors.
+    pub fn decode<'r>(self, raw: &'r str, what: &str) -> Result<Cow<'r, str>> {
+        match self {
+            KeyEncoding::Literal => Ok(Cow::Borrowed(raw)),
+            KeyEncoding::Percent => percent_decode(raw, what),
+        }
+    }
+}
+
 impl Key {
     /// Decodes a key as it appears in a request path (after `/keys/` or
     /// `/meta/`) and validates it.
-    pub fn from_path(raw: &str) -> Result<Key> {
-        Key::parse(percent_decode(raw)?)
+    pub fn from_path(raw: &str, encoding: KeyEncoding) -> Result<Key> {
+        Key::parse(encoding.decode(raw, "key")?.into_owned())
     }
 
     /// Validates an already decoded key.
@@ -93,11 +118,12 @@ fn reject_control_characters(text: &str, what: &str) -> Result<()> {
 }
 
 /// Strict percent-decoding: a `%` must be followed by two hex digits and
-/// the result must be UTF-8. (The lenient decoders pass `%zz` through,
-/// which would store a key under a name the client did not mean.)
-pub fn percent_decode(raw: &str) -> Result<String> {
+/// the result must be UTF-8; nothing else is decoded (`+` stays a plus).
+/// (The lenient decoders pass `%zz` through, which would store a key
+/// under a name the client did not mean.)
+fn percent_decode<'r>(raw: &'r str, what: &str) -> Result<Cow<'r, str>> {
     if !raw.contains('%') {
-        return Ok(raw.to_owned());
+        return Ok(Cow::Borrowed(raw));
     }
     let bytes = raw.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
@@ -110,7 +136,7 @@ pub fn percent_decode(raw: &str) -> Result<String> {
                 (Some(high), Some(low)) => decoded.push((high * 16 + low) as u8),
                 _ => {
                     return Err(Error::bad_request(format!(
-                        "invalid percent-encoding at byte {i} of the path"
+                        "invalid percent-encoding at byte {i} of the {what}"
                     )));
                 }
             }
@@ -120,8 +146,9 @@ pub fn percent_decode(raw: &str) -> Result<String> {
             i += 1;
         }
     }
-    String::from_utf8(decoded)
-        .map_err(|_| Error::bad_request("key is not valid UTF-8 after percent-decoding"))
+    String::from_utf8(decoded).map(Cow::Owned).map_err(|_| {
+        Error::bad_request(format!("{what} is not valid UTF-8 after percent-decoding"))
+    })
 }
 
 #[cfg(test)]
@@ -129,11 +156,24 @@ mod tests {
     use super::*;
     use crate::error::ErrorKind;
 
+    use KeyEncoding::{Literal, Percent};
+
     fn rejected(raw: &str) -> String {
-        match Key::from_path(raw) {
+        match Key::from_path(raw, Percent) {
             Err(e) if e.kind() == ErrorKind::BadRequest => e.to_string(),
             other => panic!("{raw:?} should be rejected, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn literal_keys_are_the_text_itself() {
+        for raw in ["50%off-x%41y.txt", "100%", "a%zz", "a%2Fb", "c++/x", "a%FF"] {
+            assert_eq!(Key::from_path(raw, Literal).unwrap().as_str(), raw);
+        }
+        // The rules hold for the literal text as for a decoded key.
+        assert!(Key::from_path("a/../b", Literal).is_err());
+        assert!(Key::from_path("a//b", Literal).is_err());
+        assert!(Key::from_path("%2E%2E", Literal).is_ok());
     }
 
     #[test]
@@ -145,16 +185,20 @@ mod tests {
             "x+y",
             "with space?",
         ] {
-            assert_eq!(Key::from_path(raw).unwrap().as_str(), raw);
+            assert_eq!(Key::from_path(raw, Percent).unwrap().as_str(), raw);
         }
     }
 
     #[test]
     fn percent_escapes_are_decoded() {
-        assert_eq!(Key::from_path("a%20b").unwrap().as_str(), "a b");
-        assert_eq!(Key::from_path("a%2Fb").unwrap().as_str(), "a/b");
-        assert_eq!(Key::from_path("caf%C3%A9").unwrap().as_str(), "café");
-        assert_eq!(Key::from_path("100%25").unwrap().as_str(), "100%");
+        let decoded = |raw| Key::from_path(raw, Percent).unwrap().to_string();
+        assert_eq!(decoded("a%20b"), "a b");
+        assert_eq!(decoded("a%2Fb"), "a/b");
+        assert_eq!(decoded("caf%C3%A9"), "café");
+        assert_eq!(decoded("100%25"), "100%");
+        assert_eq!(decoded("50%25off-x%2541y.txt"), "50%off-x%41y.txt");
+        // Only escapes: a plus is a plus (unlike a form).
+        assert_eq!(decoded("c++%2B"), "c+++");
     }
 
     #[test]
@@ -164,6 +208,7 @@ mod tests {
         assert!(rejected("a%").contains("percent-encoding"));
         assert!(rejected("a%FF").contains("UTF-8"));
         assert!(rejected("%C3").contains("UTF-8"));
+        assert!(rejected("50%off").contains("byte 2 of the key"));
     }
 
     #[test]
@@ -185,17 +230,17 @@ mod tests {
     #[test]
     fn length_limit_counts_decoded_bytes() {
         let at_limit = "k".repeat(MAX_KEY_BYTES);
-        assert!(Key::from_path(&at_limit).is_ok());
+        assert!(Key::from_path(&at_limit, Percent).is_ok());
         assert!(rejected(&format!("{at_limit}k")).contains("1025 bytes"));
         // Three raw bytes per escape, one decoded byte: the decoded length counts.
         let escaped = "%6B".repeat(MAX_KEY_BYTES);
-        assert!(Key::from_path(&escaped).is_ok());
+        assert!(Key::from_path(&escaped, Percent).is_ok());
     }
 
     #[test]
     fn dots_inside_names_are_fine() {
         for raw in ["a.b", "...", ".hidden", "a/.b/c..d"] {
-            assert!(Key::from_path(raw).is_ok(), "{raw}");
+            assert!(Key::from_path(raw, Literal).is_ok(), "{raw}");
         }
     }
 

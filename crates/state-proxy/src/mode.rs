@@ -212,13 +212,7 @@ impl Mode {
     /// The attribute names of an existing key.
     pub async fn attributes(&self, key: &Key) -> Result<Vec<&'static str>> {
         self.store.head(key).await?;
-        Ok(self
-            .store
-            .info()
-            .attributes
-            .iter()
-            .map(|spec| spec.name)
-            .collect())
+        Ok(self.store.readable_attributes().await)
     }
 
     pub async fn get_attr(&self, key: &Key, name: &str) -> Result<String> {

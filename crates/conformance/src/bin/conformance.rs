@@ -201,8 +201,9 @@ async fn component(
             format!("STATE_MAX_BODY_BYTES in profiles is a plain number of bytes, got {limit}")
         })?);
     }
-    // Without credentials (an emulator) a GCS proxy cannot sign URLs, and
-    // must say so with 501 rather than hand out a URL that does not work.
+    // Without credentials (an emulator) a GCS proxy cannot sign URLs: it
+    // does not list signed_url, and reading it answers 501 rather than
+    // hand out a URL that does not work.
     if profile.store == "gcs" && env.contains_key("STORAGE_EMULATOR_HOST") {
         profile.not_implemented_attrs.push("signed_url");
     }
@@ -255,6 +256,34 @@ async fn component(
             scenarios::run(&profile, &scenario_env, &proxies, &target.namespace).await;
         measures["scenarios"] = scenario_measures;
         failures.extend(scenario_failures);
+    }
+
+    if filter.is_none() && profile.store == "s3" {
+        // One more, on a bucket that does not exist.
+        let mut missing_env = env.clone();
+        let bucket = format!(
+            "{}-missing",
+            env.get("STATE_BUCKET").map_or("state", String::as_str)
+        );
+        missing_env.insert("STATE_BUCKET".to_owned(), bucket);
+        match Proxy::start(
+            &binary,
+            &missing_env,
+            run_dir.join("proxy-missing-bucket.sock"),
+            &run_dir.join("proxy-missing-bucket.log"),
+        )
+        .await
+        {
+            Ok(proxy) => {
+                if let Err(e) = scenarios::s3::missing_bucket(&proxy).await {
+                    failures.push(format!("s3 missing bucket: {e}"));
+                }
+                if let Err(e) = proxy.stop().await {
+                    failures.push(format!("missing-bucket proxy: {e}"));
+                }
+            }
+            Err(e) => failures.push(format!("missing-bucket proxy: {e}")),
+        }
     }
 
     for (i, proxy) in proxies.into_iter().enumerate() {

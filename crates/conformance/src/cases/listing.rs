@@ -1,6 +1,6 @@
 //! Listing: prefixes, delimiters, order, completeness.
 
-use state_client::Condition;
+use state_client::{Condition, KEY_ENCODING, PERCENT};
 
 use super::{Case, Outcome, case, doing, ensure_eq, request};
 use crate::Ctx;
@@ -12,7 +12,7 @@ pub(super) fn cases() -> Vec<Case> {
         case!(listing_partial_prefix),
         case!(listing_other_delimiter),
         case!(listing_byte_order),
-        case!(listing_form_decoding),
+        case!(listing_query_decoding),
         case!(listing_compat_shapes),
     ]
 }
@@ -109,25 +109,54 @@ async fn listing_byte_order(cx: &Ctx<'_>) -> Outcome {
     Ok(())
 }
 
-async fn listing_form_decoding(cx: &Ctx<'_>) -> Outcome {
-    put_all(cx, &["with space/x", "with+plus/y"]).await?;
+/// Query parameters are never form-decoded: a `+` is a plus sign (the
+/// runtime's `os.listdir("c++")`). Without `X-Key-Encoding` they are taken
+/// as sent; with `percent`, `%XX` escapes are decoded.
+async fn listing_query_decoding(cx: &Ctx<'_>) -> Outcome {
+    put_all(cx, &["c++/x", "with space/y", "50%off/z"]).await?;
     let dir = cx.dir();
-    for (encoded, expected) in [
-        ("with+space%2F", "with space/x"),
-        ("with%20space/", "with space/x"),
-        ("with%2Bplus/", "with+plus/y"),
+    let percent = [(KEY_ENCODING, PERCENT)];
+    for (query, headers, expected) in [
+        ("c++/&delimiter=/", &[][..], "c++/x"),
+        ("50%off/&delimiter=/", &[][..], "50%off/z"),
+        ("c++%2F&delimiter=%2F", &percent[..], "c++/x"),
+        ("c%2B%2B/&delimiter=/", &percent[..], "c++/x"),
+        ("with%20space/&delimiter=/", &percent[..], "with space/y"),
+        ("50%25off/&delimiter=", &percent[..], "50%off/z"),
     ] {
-        let path = format!("/keys/?prefix={dir}{encoded}&delimiter=%2F");
-        let answer = request(cx, http::Method::GET, &path, &[], "").await?;
-        ensure_eq!(answer.status.as_u16(), 200, "GET {path}");
+        let path = format!("/keys/?prefix={dir}{query}");
+        let answer = request(cx, http::Method::GET, &path, headers, "").await?;
+        ensure_eq!(answer.status.as_u16(), 200, "GET {path} {headers:?}");
         let json = answer.json().map_err(|e| e.to_string())?;
         ensure_eq!(
             json["keys"],
             serde_json::json!([cx.key(expected)]),
-            "keys for {path}"
+            "keys for {path} {headers:?}"
         );
     }
-    Ok(())
+    // A '+' is never a space, and a literal escape is no escape.
+    for (query, headers) in [
+        ("with+space/&delimiter=/", &[][..]),
+        ("with+space/&delimiter=/", &percent[..]),
+        ("with%20space/&delimiter=/", &[][..]),
+    ] {
+        let path = format!("/keys/?prefix={dir}{query}");
+        let answer = request(cx, http::Method::GET, &path, headers, "").await?;
+        let json = answer.json().map_err(|e| e.to_string())?;
+        ensure_eq!(
+            json["keys"],
+            serde_json::json!([]),
+            "keys for {path} {headers:?}"
+        );
+    }
+    let bad = format!("/keys/?prefix={dir}50%off/");
+    let answer = request(cx, http::Method::GET, &bad, &percent, "").await?;
+    super::expect_error_body(
+        "a bare '%' in a percent-encoded prefix",
+        &answer,
+        400,
+        "bad_request",
+    )
 }
 
 async fn listing_compat_shapes(cx: &Ctx<'_>) -> Outcome {

@@ -171,8 +171,11 @@ async fn bad_framing_is_400(cx: &Ctx<'_>) -> Outcome {
         connection.send(message.as_bytes()).await?;
         let answer = connection.answer(false).await?;
         ensure_eq!(answer.status, 400, "answer to {message:?}");
-        // Framing errors may answer an empty 400; any body must be JSON.
-        if !answer.body.is_empty() {
+        // Framing errors may answer an empty 400; any body must be JSON. A
+        // bad chunk size is met while the body is read, by the
+        // application: its 400 is JSON (docs/protocol.md, "Errors").
+        let in_the_body = message.contains("chunked");
+        if in_the_body || !answer.body.is_empty() {
             expect_raw_error(
                 &format!("answer to {message:?}"),
                 &answer,

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use http::{HeaderMap, HeaderValue, Method};
 use serde_json::{Value, json};
-use state_client::{Client, Condition};
+use state_client::{Client, Condition, KEY_ENCODING, PERCENT, key_path};
 
 use super::buckets::{delete_all, listing_across_pages, put_all};
 use crate::Profile;
@@ -62,6 +63,59 @@ pub async fn run(
         }
     }
     (measures, failures)
+}
+
+/// A proxy on a bucket that does not exist answers 503 to every keyed
+/// call, HEAD, `/meta` and DELETE (with and without `If-Match`) included:
+/// their 404s are told from a missing key by a `HeadBucket`.
+pub async fn missing_bucket(proxy: &Proxy) -> Result<(), String> {
+    let client = Client::new(&proxy.socket);
+    let key = "missing-bucket/k";
+    let path = key_path("keys", key);
+    let meta = key_path("meta", key);
+    let percent = |extra: &[(&'static str, &'static str)]| {
+        let mut headers = HeaderMap::new();
+        headers.insert(KEY_ENCODING, HeaderValue::from_static(PERCENT));
+        for (name, value) in extra {
+            headers.insert(*name, HeaderValue::from_static(value));
+        }
+        headers
+    };
+    let calls = [
+        (Method::GET, path.clone(), percent(&[])),
+        (Method::HEAD, path.clone(), percent(&[])),
+        (Method::PUT, path.clone(), percent(&[])),
+        (Method::DELETE, path.clone(), percent(&[])),
+        (
+            Method::DELETE,
+            path.clone(),
+            percent(&[("if-match", "\"0\"")]),
+        ),
+        (Method::PUT, path.clone(), percent(&[("if-match", "\"0\"")])),
+        (Method::GET, meta.clone(), percent(&[])),
+        (Method::GET, format!("{meta}?attr=etag"), percent(&[])),
+        (
+            Method::GET,
+            "/keys/?prefix=missing-bucket/".to_owned(),
+            percent(&[]),
+        ),
+    ];
+    let count = calls.len();
+    for (method, path, headers) in calls {
+        let what = format!("{method} {path} ({headers:?})");
+        let answer = client
+            .raw(method, &path, headers, "x")
+            .await
+            .map_err(|e| format!("{what}: {e}"))?;
+        if answer.status.as_u16() != 503 {
+            return Err(format!(
+                "{what} on a missing bucket answered {}, not 503: {:?}",
+                answer.status, answer.body
+            ));
+        }
+    }
+    println!("missing bucket: {count} calls (HEAD, /meta, DELETE, If-Match, ...) answered 503");
+    Ok(())
 }
 
 /// Keys whose object names need escaping land under exactly that name,

@@ -16,11 +16,11 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use super::body::{IncomingBody, RequestBody, ResponseBody};
 use super::budget::MemoryBudget;
 use super::errors::{error_response, json_error, status_of};
+use super::naming::Naming;
 use super::response::{empty, json, metrics_response};
 use super::route::Route;
 use crate::capabilities::Capabilities;
 use crate::error::{Error, ErrorKind, Result};
-use crate::key::Key;
 use crate::metrics::Metrics;
 use crate::mode::Mode;
 use crate::query::QueryLimits;
@@ -145,6 +145,9 @@ impl App {
         body: &mut RequestBody<'_, B>,
     ) -> Result<Response<ResponseBody>> {
         let query = parts.uri.query();
+        // Read only where keys are named, so that a health check is never
+        // refused for the header.
+        let naming = || Naming::of(&parts.headers);
         let method = &parts.method;
         // Only a body without a length can have come in a transfer coding
         // (hyper frames such a body by its last coding, `chunked`); the
@@ -162,21 +165,25 @@ impl App {
                 &Capabilities::of(&self.mode, self.selftest.as_ref()),
             ),
             (Route::Metrics, &Method::GET | &Method::HEAD) => Ok(metrics_response(&self.metrics)),
-            (Route::KeysRoot, &Method::GET) => self.list(query).await,
+            (Route::KeysRoot, &Method::GET) => self.list(naming()?, query).await,
             (Route::KeysRoot, &Method::HEAD | &Method::PUT | &Method::DELETE) => {
                 Err(Error::bad_request("key is empty"))
             }
-            (Route::Key(raw), &Method::GET) => self.get(&Key::from_path(raw)?).await,
-            (Route::Key(raw), &Method::HEAD) => self.head(&Key::from_path(raw)?).await,
+            (Route::Key(raw), &Method::GET) => self.get(&naming()?.key(raw)?).await,
+            (Route::Key(raw), &Method::HEAD) => self.head(&naming()?.key(raw)?).await,
             (Route::Key(raw), &Method::PUT) => {
-                self.put(&Key::from_path(raw)?, &parts.headers, body).await
+                self.put(&naming()?.key(raw)?, &parts.headers, body).await
             }
             (Route::Key(raw), &Method::DELETE) => {
-                self.delete(&Key::from_path(raw)?, &parts.headers).await
+                self.delete(&naming()?.key(raw)?, &parts.headers).await
             }
-            (Route::Meta(raw), &Method::GET) => self.get_meta(&Key::from_path(raw)?, query).await,
+            (Route::Meta(raw), &Method::GET) => {
+                let naming = naming()?;
+                self.get_meta(naming, &naming.key(raw)?, query).await
+            }
             (Route::Meta(raw), &Method::PUT) => {
-                self.put_meta(&Key::from_path(raw)?, query, body).await
+                let naming = naming()?;
+                self.put_meta(naming, &naming.key(raw)?, query, body).await
             }
             (Route::Query, &Method::POST) => self.query(body).await,
             (Route::Unknown, _) => Ok(json_error(

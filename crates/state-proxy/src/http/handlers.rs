@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::app::App;
 use super::body::{IncomingBody, RequestBody, ResponseBody};
 use super::conditions::write_condition;
+use super::naming::Naming;
 use super::response::{empty, etag, json};
 use crate::error::{Error, Result};
 use crate::key::{Key, validate_list_prefix};
@@ -114,16 +115,13 @@ impl App {
         Ok(empty(StatusCode::NO_CONTENT))
     }
 
-    pub(super) async fn list(&self, query: Option<&str>) -> Answer {
-        let mut prefix = String::new();
-        let mut delimiter = Some("/".to_owned());
-        for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-            match name.as_ref() {
-                "prefix" => prefix = value.into_owned(),
-                "delimiter" => delimiter = Some(value.into_owned()).filter(|d| !d.is_empty()),
-                _ => {}
-            }
-        }
+    pub(super) async fn list(&self, naming: Naming, query: Option<&str>) -> Answer {
+        let prefix = naming.param(query, "prefix")?.unwrap_or_default();
+        // No delimiter means '/'; an empty one lists recursively.
+        let delimiter = match naming.param(query, "delimiter")? {
+            None => Some("/".to_owned()),
+            Some(delimiter) => Some(delimiter).filter(|d| !d.is_empty()),
+        };
         validate_list_prefix(&prefix)?;
         let listing = self.mode.list(&prefix, delimiter.as_deref()).await?;
         #[derive(Serialize)]
@@ -157,8 +155,8 @@ impl App {
         json(StatusCode::OK, &answer)
     }
 
-    pub(super) async fn get_meta(&self, key: &Key, query: Option<&str>) -> Answer {
-        match attr_param(query) {
+    pub(super) async fn get_meta(&self, naming: Naming, key: &Key, query: Option<&str>) -> Answer {
+        match naming.param(query, "attr")? {
             None => {
                 let attrs = self.mode.attributes(key).await?;
                 json(StatusCode::OK, &serde_json::json!({ "attrs": attrs }))
@@ -175,22 +173,18 @@ impl App {
 
     pub(super) async fn put_meta<B: IncomingBody>(
         &self,
+        naming: Naming,
         key: &Key,
         query: Option<&str>,
         body: &mut RequestBody<'_, B>,
     ) -> Answer {
-        let attr = attr_param(query)
+        let attr = naming
+            .param(query, "attr")?
             .ok_or_else(|| Error::bad_request("missing the attr query parameter"))?;
         let value = meta_value(&body.read_all(META_BODY_MAX).await?)?;
         self.mode.set_attr(key, &attr, &value).await?;
         Ok(empty(StatusCode::NO_CONTENT))
     }
-}
-
-fn attr_param(query: Option<&str>) -> Option<String> {
-    form_urlencoded::parse(query?.as_bytes())
-        .find(|(name, _)| name == "attr")
-        .map(|(_, value)| value.into_owned())
 }
 
 /// The value of a `/meta` PUT body, `{"value": "..."}`; numbers are

@@ -5,7 +5,8 @@
 //!   request to the [`App`];
 //! - `app`: what every request goes through (routing, body, timing,
 //!   metrics); `route`: which resource a path names; `handlers`: one per
-//!   route; `conditions`: `If-Match` / `If-None-Match`;
+//!   route; `conditions`: `If-Match` / `If-None-Match`; `naming`: keys
+//!   and parameters, literal or percent-encoded (`X-Key-Encoding`);
 //! - `body`, `response`, `errors`: bodies both ways, answers, and errors
 //!   as answers (the one place where an error kind meets its status);
 //! - `connections`: the live connections and their limits (timeouts, the
@@ -21,6 +22,7 @@ pub mod connections;
 pub mod errors;
 mod handlers;
 pub mod metrics_listener;
+pub mod naming;
 pub mod pace;
 mod response;
 mod route;

@@ -86,6 +86,11 @@ impl Store for InstrumentedStore {
             .await
     }
 
+    /// Not timed: no backend call (GCS may load credentials, once).
+    async fn readable_attributes(&self) -> Vec<&'static str> {
+        self.inner.readable_attributes().await
+    }
+
     async fn get_attr(&self, key: &Key, name: &str) -> Result<String> {
         self.timed(BackendOperation::GetAttr, self.inner.get_attr(key, name))
             .await

@@ -117,6 +117,10 @@ impl Store for FaultyStore {
         self.inner.list(prefix, delimiter).await
     }
 
+    async fn readable_attributes(&self) -> Vec<&'static str> {
+        self.inner.readable_attributes().await
+    }
+
     async fn get_attr(&self, key: &Key, name: &str) -> Result<String> {
         self.inner.get_attr(key, name).await
     }

@@ -400,19 +400,26 @@ fn check_condition(current: &Option<ObjectMeta>, condition: &Condition) -> Resul
 /// Renames the temporary file over the target, creating parent
 /// directories. A concurrent delete may remove a parent between the two
 /// steps (it prunes empty directories), hence the retries.
+/// A refused write leaves no trace: the directories it created go again.
 fn install(temp: &Path, target: &Path, root: &Path) -> io::Result<()> {
     let mut attempts = 0;
-    loop {
+    let installed = loop {
         match fs::rename(temp, target) {
             Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 8 => {
                 attempts += 1;
-                if let Some(parent) = target.parent().filter(|p| p.starts_with(root)) {
-                    fs::create_dir_all(parent)?;
+                if let Some(parent) = target.parent().filter(|p| p.starts_with(root))
+                    && let Err(e) = fs::create_dir_all(parent)
+                {
+                    break Err(e);
                 }
             }
-            other => return other,
+            other => break other,
         }
+    };
+    if installed.is_err() {
+        remove_empty_parents(target, root);
     }
+    installed
 }
 
 fn sync_parent(target: &Path) -> io::Result<()> {
@@ -422,13 +429,24 @@ fn sync_parent(target: &Path) -> io::Result<()> {
     }
 }
 
-/// Removes directories left empty by a delete, up to (not including) the
-/// root, so listings do not show prefixes without keys.
+/// Removes directories left empty by a delete or a refused write, up to
+/// (not including) the root, so listings do not show prefixes without
+/// keys. A directory that is not there (or whose name is too long to
+/// exist) is passed over; the first one still holding entries ends it.
 fn remove_empty_parents(target: &Path, root: &Path) {
     let mut dir = target.parent();
     while let Some(current) = dir {
-        if current == root || !current.starts_with(root) || fs::remove_dir(current).is_err() {
+        if current == root || !current.starts_with(root) {
             break;
+        }
+        match fs::remove_dir(current) {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::InvalidFilename
+                ) => {}
+            Err(_) => break,
         }
         dir = current.parent();
     }
@@ -445,6 +463,10 @@ fn list_files(
     // segments no key can have mean no key can match.
     let (dir_part, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
     if !dir_part.is_empty() && Key::parse(dir_part).is_err() {
+        return Ok(builder.finish());
+    }
+    // Nothing under the internal directory is a key, at any depth.
+    if hide_internal && dir_part.split('/').next() == Some(INTERNAL_DIR) {
         return Ok(builder.finish());
     }
     let start = root.join(dir_part);
@@ -807,8 +829,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path(), "");
         let long = "n".repeat(300);
-        let result = store.put(&key(&long), full("x"), Condition::None).await;
-        assert_eq!(kind_of(&result), Some(ErrorKind::BadRequest), "{result:?}");
+        for name in [long.clone(), format!("d/{long}"), format!("d/e/{long}/x")] {
+            let result = store.put(&key(&name), full("x"), Condition::None).await;
+            assert_eq!(kind_of(&result), Some(ErrorKind::BadRequest), "{result:?}");
+        }
+        // A refused write leaves no trace: no directory, and the name is free.
+        assert!(!dir.path().join("d").exists());
+        let listing = store.list("", Some("")).await.unwrap();
+        assert!(listing.keys.is_empty() && listing.prefixes.is_empty());
+        store
+            .put(&key("d"), full("1"), Condition::None)
+            .await
+            .unwrap();
+        // A directory with other keys stays.
+        store
+            .put(&key("e/kept"), full("1"), Condition::None)
+            .await
+            .unwrap();
+        let refused = store
+            .put(&key(&format!("e/{long}")), full("x"), Condition::None)
+            .await;
+        assert_eq!(kind_of(&refused), Some(ErrorKind::BadRequest));
+        assert_eq!(store.list("e/", Some("/")).await.unwrap().keys, ["e/kept"]);
     }
 
     #[tokio::test]
@@ -826,6 +868,20 @@ mod tests {
         assert_eq!(store.list("", Some("/")).await.unwrap().keys, ["a"]);
         assert!(store.list("", Some("/")).await.unwrap().prefixes.is_empty());
         assert_eq!(store.list("", None).await.unwrap().keys, ["a"]);
+        // Not even when asked for by name (the lock files are there).
+        assert!(dir.path().join(".state-proxy/locks").exists());
+        for (prefix, delimiter) in [
+            (".state-proxy/", None),
+            (".state-proxy/", Some("/")),
+            (".state-proxy/locks/", None),
+            (".state-proxy/tmp/x", Some("/")),
+        ] {
+            let listing = store.list(prefix, delimiter).await.unwrap();
+            assert!(
+                listing.keys.is_empty() && listing.prefixes.is_empty(),
+                "{prefix} {delimiter:?}: {listing:?}"
+            );
+        }
         // With a prefix the name is an ordinary key.
         let prefixed = open(dir.path(), "p");
         prefixed

@@ -229,6 +229,19 @@ pub trait Store: Send + Sync + 'static {
     /// after the prefix are folded into common prefixes.
     async fn list(&self, prefix: &str, delimiter: Option<&str>) -> Result<Listing>;
 
+    /// The names of the attributes [`Store::get_attr`] can read here, as
+    /// `/meta` lists them: all of [`StoreInfo::attributes`] unless the
+    /// backend lacks what one needs (GCS without credentials that sign
+    /// has no `signed_url`). An attribute is listed only when it can be
+    /// read.
+    async fn readable_attributes(&self) -> Vec<&'static str> {
+        self.info()
+            .attributes
+            .iter()
+            .map(|spec| spec.name)
+            .collect()
+    }
+
     /// Reads an attribute named in [`StoreInfo::attributes`].
     async fn get_attr(&self, key: &Key, name: &str) -> Result<String>;
 

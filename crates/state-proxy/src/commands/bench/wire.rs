@@ -10,15 +10,21 @@ use tokio::net::UnixStream;
 
 use super::Operation;
 
-/// The bytes of one request, built once per worker.
+/// The bytes of one request, built once per worker. The key is sent
+/// percent-encoded, as `state_client` sends it.
 pub fn request(op: Operation, key: &str, value: &Bytes) -> Vec<u8> {
     let path = state_client::key_path("keys", key);
+    let headers = format!(
+        "Host: localhost\r\n{}: {}\r\n",
+        state_client::KEY_ENCODING,
+        state_client::PERCENT
+    );
     match op {
-        Operation::Get => format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").into_bytes(),
-        Operation::Head => format!("HEAD {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").into_bytes(),
+        Operation::Get => format!("GET {path} HTTP/1.1\r\n{headers}\r\n").into_bytes(),
+        Operation::Head => format!("HEAD {path} HTTP/1.1\r\n{headers}\r\n").into_bytes(),
         Operation::Put => {
             let mut bytes = format!(
-                "PUT {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+                "PUT {path} HTTP/1.1\r\n{headers}Content-Length: {}\r\n\r\n",
                 value.len()
             )
             .into_bytes();

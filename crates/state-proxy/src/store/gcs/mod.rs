@@ -469,6 +469,17 @@ impl Store for GcsStore {
         .await
     }
 
+    /// `signed_url` only when the credentials give a signer (never for an
+    /// emulator): reading it would answer 501 otherwise.
+    async fn readable_attributes(&self) -> Vec<&'static str> {
+        let can_sign = self.api.auth.signer().await.is_ok();
+        INFO.attributes
+            .iter()
+            .map(|spec| spec.name)
+            .filter(|name| can_sign || *name != "signed_url")
+            .collect()
+    }
+
     async fn get_attr(&self, key: &Key, name: &str) -> Result<String> {
         let resource = self.resource(key).await?;
         let missing = |field: &str| {

@@ -481,12 +481,21 @@ async fn signed_urls_need_credentials_that_can_sign() {
         matches!(&refused, Err(e) if e.kind() == ErrorKind::NotImplemented && e.to_string().contains("STORAGE_EMULATOR_HOST")),
         "{refused:?}"
     );
+    // What cannot be read is not listed.
+    assert!(
+        !anonymous
+            .readable_attributes()
+            .await
+            .contains(&"signed_url")
+    );
 
     let auth = Auth::Fixed {
         token: "t0k".to_owned(),
         signer: Some(Signer::from(FixedSigner)),
     };
     let store = fake.store_with("pre", auth, Duration::from_secs(5));
+    let every: Vec<&str> = store.info().attributes.iter().map(|a| a.name).collect();
+    assert_eq!(store.readable_attributes().await, every);
     let url = store.get_attr(&key("dir/a b"), "signed_url").await.unwrap();
     let (path, query) = url.split_once('?').unwrap();
     assert_eq!(path, "https://storage.googleapis.com/bkt/pre/dir/a%20b");

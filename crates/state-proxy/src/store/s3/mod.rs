@@ -272,7 +272,7 @@ impl S3Store {
         let deadline = self.api.http.deadline();
         let call = Call::new(Method::HEAD, self.api.object_url(&self.name(key)));
         // A HEAD answer has no body, so a missing bucket looks like a
-        // missing key here.
+        // missing key here (`head_found` tells them apart).
         let response = self
             .api
             .http
@@ -296,6 +296,42 @@ impl S3Store {
             version_id: header(headers, "x-amz-version-id").map(str::to_owned),
             storage_class: header(headers, "x-amz-storage-class").map(str::to_owned),
         })
+    }
+
+    /// [`S3Store::head_object`] where a missing key goes back to the
+    /// client (HEAD, `/meta`, DELETE, a failed `If-Match`): a 404 to a HEAD
+    /// does not say whether the key or the bucket is missing, so a
+    /// `HeadBucket` is asked. A missing bucket is 503, as for every other
+    /// call; when the bucket cannot be checked the 404 stands.
+    async fn head_found(&self, key: &Key) -> Result<Head> {
+        match self.head_object(key).await {
+            Err(e) if e.kind() == ErrorKind::KeyNotFound => {
+                Err(self.key_or_bucket_missing(key).await)
+            }
+            other => other,
+        }
+    }
+
+    async fn key_or_bucket_missing(&self, key: &Key) -> Error {
+        let what = "bucket check";
+        let deadline = self.api.http.deadline();
+        let call = Call::new(Method::HEAD, self.api.url_with_query(None, &[]));
+        match self
+            .api
+            .http
+            .send(call, Retry::Idempotent, deadline, what)
+            .await
+        {
+            Ok(answer) if answer.status() == http::StatusCode::NOT_FOUND => Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "S3 answered 404 for '{key}' and for its bucket \
+                     (is STATE_BUCKET={} an existing bucket?)",
+                    self.api.bucket
+                ),
+            ),
+            _ => Error::key_not_found(key),
+        }
     }
 
     /// One `PutObject` of a whole body under a condition.
@@ -333,7 +369,13 @@ impl S3Store {
         if *condition == Condition::None {
             return Ok(());
         }
-        let current = match self.head_object(key).await {
+        // Under `IfAbsent` the upload itself meets a missing bucket (503);
+        // a failed `If-Match` must not hide one behind a 412.
+        let found = match condition {
+            Condition::IfAbsent => self.head_object(key).await,
+            _ => self.head_found(key).await,
+        };
+        let current = match found {
             Ok(head) => Some(head.version),
             Err(e) if e.kind() == ErrorKind::KeyNotFound => None,
             Err(other) => return Err(other),
@@ -444,7 +486,7 @@ impl Store for S3Store {
     }
 
     async fn head(&self, key: &Key) -> Result<ObjectMeta> {
-        let head = self.head_object(key).await?;
+        let head = self.head_found(key).await?;
         Ok(ObjectMeta {
             size: head.size,
             version: head.version,
@@ -467,7 +509,7 @@ impl Store for S3Store {
         // (or 412 under If-Match), so look first.
         match &condition {
             Condition::None => {
-                self.head_object(key).await?;
+                self.head_found(key).await?;
             }
             conditional => self.check(key, conditional).await?,
         }
@@ -499,7 +541,7 @@ impl Store for S3Store {
     }
 
     async fn get_attr(&self, key: &Key, name: &str) -> Result<String> {
-        let head = self.head_object(key).await?;
+        let head = self.head_found(key).await?;
         match name {
             "url" => Ok(format!("s3://{}/{}", self.api.bucket, self.name(key))),
             "presigned_url" => self.presigned_url(key).await,

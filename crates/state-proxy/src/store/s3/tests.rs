@@ -16,6 +16,20 @@ use crate::store::http_client::fake::{
     FakeServer, Recorded, Reply, assert_stall_times_out, bytes_of, full, key, unreachable_url,
 };
 
+/// A fake whose bucket exists: the `HeadBucket` a 404 to a HEAD asks
+/// answers 200, every other request `answer`.
+fn with_bucket(
+    answer: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static,
+) -> impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static {
+    move |request, index| {
+        if request.method == "HEAD" && request.raw_path == "/bkt/" {
+            empty(200, vec![])
+        } else {
+            answer(request, index)
+        }
+    }
+}
+
 fn empty(status: u16, headers: Vec<(&'static str, String)>) -> Reply {
     Reply::empty(status, headers)
 }
@@ -198,10 +212,10 @@ async fn a_key_deleted_behind_our_back_fails_the_condition() {
 
 #[tokio::test]
 async fn reads_take_the_etag_from_the_download_itself() {
-    let fake = FakeServer::start(|request, _| match request.raw_path.as_str() {
+    let fake = FakeServer::start(with_bucket(|request, _| match request.raw_path.as_str() {
         "/bkt/present" => object("content", "9f"),
         _ => s3_error(404, "NoSuchKey", "The specified key does not exist."),
-    })
+    }))
     .await;
     let store = fake.store("");
     let object = store.get(&key("present")).await.unwrap();
@@ -585,7 +599,7 @@ async fn an_upload_dropped_midway_is_aborted_in_the_background() {
 
 #[tokio::test]
 async fn deletes_look_first_then_delete_with_the_condition() {
-    let fake = FakeServer::start(|request, _| {
+    let fake = FakeServer::start(with_bucket(|request, _| {
         match (request.method.as_str(), request.raw_path.as_str()) {
             ("HEAD", "/bkt/k") => Reply::Answer {
                 status: 200,
@@ -599,7 +613,7 @@ async fn deletes_look_first_then_delete_with_the_condition() {
             ("DELETE", _) => empty(204, vec![]),
             other => panic!("unexpected {other:?}"),
         }
-    })
+    }))
     .await;
     let store = fake.store("");
     let stale = store
@@ -642,7 +656,7 @@ async fn deletes_look_first_then_delete_with_the_condition() {
 
 #[tokio::test]
 async fn attributes_come_from_head_and_content_type_is_a_copy_onto_itself() {
-    let fake = FakeServer::start(|request, index| match (request.method.as_str(), request.raw_path.as_str()) {
+    let fake = FakeServer::start(with_bucket(|request, index| match (request.method.as_str(), request.raw_path.as_str()) {
         ("HEAD", "/bkt/p/k") => Reply::Answer {
             status: 200,
             headers: vec![
@@ -661,7 +675,7 @@ async fn attributes_come_from_head_and_content_type_is_a_copy_onto_itself() {
         ("PUT", "/bkt/p/k") => s3_error(200, "InternalError", "copy failed after 200"),
         ("PUT", _) => s3_error(404, "NoSuchKey", "The specified key does not exist."),
         _ => empty(404, vec![]),
-    })
+    }))
     .await;
     let store = fake.store("p");
     let k = key("k");
@@ -840,6 +854,44 @@ async fn an_unreachable_backend_is_unavailable() {
     );
     let probe = store.probe().await;
     assert_eq!(kind_of(&probe), Some(ErrorKind::Unavailable), "{probe:?}");
+}
+
+#[tokio::test]
+async fn a_missing_bucket_is_unavailable_for_head_meta_and_delete_too() {
+    // HEAD answers carry no error document: the store asks for the bucket.
+    let fake = FakeServer::start(|_, _| Reply::empty(404, Vec::new())).await;
+    let store = fake.store("");
+    let version = Version::new("\"v1\"");
+    let outcomes = [
+        ("head", store.head(&key("k")).await.map(drop)),
+        ("meta", store.get_attr(&key("k"), "etag").await.map(drop)),
+        ("delete", store.delete(&key("k"), Condition::None).await),
+        (
+            "conditional delete",
+            store.delete(&key("k"), Condition::IfMatch(version)).await,
+        ),
+    ];
+    for (what, outcome) in outcomes {
+        assert!(
+            matches!(&outcome, Err(e) if e.kind() == ErrorKind::Unavailable && e.to_string().contains("STATE_BUCKET=bkt")),
+            "{what}: {outcome:?}"
+        );
+    }
+    let requests = fake.requests();
+    assert_eq!(requests[1].method, "HEAD");
+    assert_eq!(requests[1].raw_path, "/bkt/");
+
+    // With the bucket there, a missing key is a missing key.
+    let fake = FakeServer::start(with_bucket(|_, _| empty(404, vec![]))).await;
+    let store = fake.store("");
+    assert_eq!(
+        kind_of(&store.head(&key("k")).await),
+        Some(ErrorKind::KeyNotFound)
+    );
+    assert_eq!(
+        kind_of(&store.delete(&key("k"), Condition::None).await),
+        Some(ErrorKind::KeyNotFound)
+    );
 }
 
 #[tokio::test]
