@@ -12,8 +12,11 @@
 //!
 //! Keys are sent percent-encoded, with `X-Key-Encoding: percent`
 //! ([`KEY_ENCODING`]), so any key a store can hold (spaces, `%`, `?`,
-//! `#`, UTF-8) reaches the proxy exactly as given; [`Client::raw`] sends
-//! its path as it is and adds no header.
+//! `#`, UTF-8) reaches the proxy exactly as given. The header goes only
+//! with a request whose path or query holds an escape: without one, the
+//! literal and the percent reading are the same text, and the proxy is
+//! spared a header on every plain request. [`Client::raw`] sends its path
+//! as it is and adds no header.
 //!
 //! By default connections are kept alive and reused; a client made with
 //! [`Client::new_connection_per_request`] opens a fresh connection for
@@ -331,9 +334,11 @@ impl Client {
         body: RequestBody,
     ) -> Request<RequestBody> {
         let mut request = self.request(method, path_and_query, body);
-        request
-            .headers_mut()
-            .insert(KEY_ENCODING, HeaderValue::from_static(PERCENT));
+        if needs_key_encoding(path_and_query) {
+            request
+                .headers_mut()
+                .insert(KEY_ENCODING, HeaderValue::from_static(PERCENT));
+        }
         request
     }
 
@@ -585,8 +590,16 @@ impl Client {
     }
 }
 
+/// Whether a request this client percent-encoded must say so
+/// (`X-Key-Encoding: percent`): only when it holds an escape, since text
+/// without one reads the same either way (`+` is a plus in both).
+pub fn needs_key_encoding(path_and_query: &str) -> bool {
+    path_and_query.contains('%')
+}
+
 /// `/keys/<escaped key>` or `/meta/<escaped key>`, for a request that
-/// carries `X-Key-Encoding: percent` ([`KEY_ENCODING`]).
+/// carries `X-Key-Encoding: percent` ([`KEY_ENCODING`]) when
+/// [`needs_key_encoding`].
 pub fn key_path(route: &str, key: &str) -> String {
     format!("/{route}/{}", utf8_percent_encode(key, PATH_ESCAPES))
 }
@@ -652,6 +665,15 @@ mod tests {
         assert_eq!(key_path("keys", "a b?c#d%"), "/keys/a%20b%3Fc%23d%25");
         assert_eq!(key_path("meta", "café"), "/meta/caf%C3%A9");
         assert_eq!(attr_path("k", "content_type"), "/meta/k?attr=content_type");
+    }
+
+    #[test]
+    fn the_encoding_is_declared_only_for_paths_with_escapes() {
+        // Plain keys read the same either way, `+` included.
+        assert!(!needs_key_encoding(&key_path("keys", "a/b+c.json")));
+        assert!(needs_key_encoding(&key_path("keys", "50%off")));
+        assert!(needs_key_encoding(&key_path("keys", "a b")));
+        assert!(needs_key_encoding(&key_path("meta", "café")));
     }
 
     #[test]

@@ -11,14 +11,18 @@ use tokio::net::UnixStream;
 use super::Operation;
 
 /// The bytes of one request, built once per worker. The key is sent
-/// percent-encoded, as `state_client` sends it.
+/// percent-encoded, as `state_client` sends it (the header only when the
+/// path holds an escape).
 pub fn request(op: Operation, key: &str, value: &Bytes) -> Vec<u8> {
     let path = state_client::key_path("keys", key);
-    let headers = format!(
-        "Host: localhost\r\n{}: {}\r\n",
-        state_client::KEY_ENCODING,
-        state_client::PERCENT
-    );
+    let mut headers = "Host: localhost\r\n".to_owned();
+    if state_client::needs_key_encoding(&path) {
+        headers.push_str(&format!(
+            "{}: {}\r\n",
+            state_client::KEY_ENCODING,
+            state_client::PERCENT
+        ));
+    }
     match op {
         Operation::Get => format!("GET {path} HTTP/1.1\r\n{headers}\r\n").into_bytes(),
         Operation::Head => format!("HEAD {path} HTTP/1.1\r\n{headers}\r\n").into_bytes(),
