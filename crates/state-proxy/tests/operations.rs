@@ -338,9 +338,13 @@ async fn sigterm_closes_idle_and_half_open_connections_at_once() {
     assert!(status.success(), "{status}");
     assert!(signalled.elapsed() < Duration::from_secs(5));
     assert!(!socket.exists(), "the socket file outlived the proxy");
+    // Closed without an answer: an end of stream, or a reset when the
+    // proxy closed before reading what was sent.
     let mut rest = Vec::new();
-    half_open.read_to_end(&mut rest).await.unwrap();
-    assert!(rest.is_empty(), "answered a head that never ended");
+    match half_open.read_to_end(&mut rest).await {
+        Ok(_) => assert!(rest.is_empty(), "answered a head that never ended"),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
