@@ -182,6 +182,11 @@ pub fn status_of(task: &Value) -> &str {
     task["status"].as_str().unwrap_or("")
 }
 
+/// Whether a task has ended, either way.
+pub fn is_final(task: &Value) -> bool {
+    matches!(status_of(task), "succeeded" | "failed")
+}
+
 async fn echo(cx: &Ctx<'_>) -> CaseResult {
     let message = unique("hello");
     let gateway = &cx.gateway;

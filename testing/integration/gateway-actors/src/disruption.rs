@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::process::Command;
 
-use crate::cases::{CaseResult, Ctx, InFlight, brief, status_of};
+use crate::cases::{CaseResult, Ctx, InFlight, brief, is_final};
 
 /// How long a disruption may take to be felt.
 const FELT_WITHIN: Duration = Duration::from_secs(60);
@@ -118,18 +118,13 @@ impl Disruption {
 
     /// Runs `COMMAND step args...`; its exit status and what it printed.
     async fn call(&self, step: &str, args: &[&String]) -> Result<(bool, String), String> {
-        let output = Command::new("sh")
-            .arg("-c")
-            .arg(format!("{} \"$@\"", self.command))
-            .arg(&self.name)
-            .arg(step)
-            .args(args)
-            .output()
+        let args: Vec<&str> = [self.name.as_str(), step]
+            .into_iter()
+            .chain(args.iter().map(|a| a.as_str()))
+            .collect();
+        shell(&format!("{} \"$@\"", self.command), &args)
             .await
-            .map_err(|e| format!("{} {step}: {e}", self.command))?;
-        let said = String::from_utf8_lossy(&output.stdout).into_owned()
-            + &String::from_utf8_lossy(&output.stderr);
-        Ok((output.status.success(), said.trim().to_owned()))
+            .map_err(|e| format!("{} {step}: {e}", self.command))
     }
 
     async fn must(&self, step: &str) -> CaseResult {
@@ -140,13 +135,27 @@ impl Disruption {
     }
 }
 
+/// Runs `script` through `sh -c`, `args` as its `$0 $1 ...`; whether it
+/// succeeded, and what it printed (stdout, then stderr).
+pub async fn shell(script: &str, args: &[&str]) -> std::io::Result<(bool, String)> {
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .await?;
+    let said = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    Ok((output.status.success(), said.trim().to_owned()))
+}
+
 /// Polls `felt` with the tasks' ids; meanwhile no echo task may be final.
 async fn felt(cx: &Ctx<'_>, disruption: &dyn Disrupt, tasks: &InFlight) -> CaseResult {
     let deadline = Instant::now() + FELT_WITHIN;
     loop {
         for id in &tasks.echo_ids {
             let task = cx.gateway.task(id).await?;
-            if status_of(&task) == "succeeded" || status_of(&task) == "failed" {
+            if is_final(&task) {
                 return Err(format!(
                     "final during {}: {}",
                     disruption.name(),
@@ -172,7 +181,7 @@ async fn on_their_way(cx: &Ctx<'_>, tasks: &InFlight) -> Result<usize, String> {
     let mut count = 0;
     for id in tasks.ids() {
         let task = cx.gateway.task(id).await?;
-        if status_of(&task) != "succeeded" && status_of(&task) != "failed" {
+        if !is_final(&task) {
             count += 1;
         }
     }

@@ -18,10 +18,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use tokio::process::Command;
 
 use crate::cases::{CaseResult, InFlight};
-use crate::disruption::Disrupt;
+use crate::disruption::{Disrupt, shell};
 use crate::outage::Forwarder;
 use crate::profile::Crew;
 use crate::stack::Stack;
@@ -79,7 +78,7 @@ impl Disrupt for TransportOutage<'_> {
         self.refused_at_begin
             .store(self.forwarder.refused(), Ordering::SeqCst);
         match self.restart {
-            Some((stop, _)) => shell(stop).await,
+            Some((stop, _)) => must_succeed(stop).await,
             None => {
                 self.forwarder.cut();
                 Ok(())
@@ -101,7 +100,7 @@ impl Disrupt for TransportOutage<'_> {
 
     async fn end(&self) -> CaseResult {
         match self.restart {
-            Some((_, start)) => shell(start).await,
+            Some((_, start)) => must_succeed(start).await,
             None => {
                 self.forwarder.restore();
                 Ok(())
@@ -112,21 +111,13 @@ impl Disrupt for TransportOutage<'_> {
 
 /// Runs `command` through `sh -c`; `Err` with what it said unless it
 /// succeeds.
-async fn shell(command: &str) -> CaseResult {
-    let output = Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .output()
+async fn must_succeed(command: &str) -> CaseResult {
+    match shell(command, &[])
         .await
-        .map_err(|e| format!("{command}: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{command} failed: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
+        .map_err(|e| format!("{command}: {e}"))?
+    {
+        (true, _) => Ok(()),
+        (false, said) => Err(format!("{command} failed: {said}")),
     }
 }
 
