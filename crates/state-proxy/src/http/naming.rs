@@ -3,13 +3,15 @@
 //! for the key in the path and for the query parameters alike
 //! (docs/protocol.md, "Keys").
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use crate::error::{Error, Result};
 use crate::key::{Key, KeyEncoding};
 
-/// The header that says how keys and parameters are spelled.
-pub const KEY_ENCODING: &str = "x-key-encoding";
+/// The header that says how keys and parameters are spelled; a
+/// `HeaderName` already, so the lookup on every keyed request does not
+/// parse it again.
+pub const KEY_ENCODING: HeaderName = HeaderName::from_static("x-key-encoding");
 
 /// The naming rule of one request.
 #[derive(Clone, Copy, Debug)]
@@ -19,7 +21,7 @@ impl Naming {
     /// Reads `X-Key-Encoding`: absent or `literal`, `percent`; anything
     /// else is refused rather than guessed at.
     pub fn of(headers: &HeaderMap) -> Result<Naming> {
-        let mut values = headers.get_all(KEY_ENCODING).iter();
+        let mut values = headers.get_all(&KEY_ENCODING).iter();
         let encoding = match (values.next(), values.next()) {
             (None, _) => KeyEncoding::Literal,
             (Some(value), None) => match value.to_str().map(str::trim) {
