@@ -12,6 +12,7 @@ use std::cell::Cell;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use http::{HeaderName, HeaderValue};
 
 /// The backend's share of one request: the union of the intervals in
@@ -34,10 +35,15 @@ tokio::task_local! {
 
 /// Runs `serve` with a fresh backend clock; returns its output and the
 /// time the backend took during it.
-pub async fn with_backend_clock<F: Future>(serve: F) -> (F::Output, Duration) {
-    BACKEND_CLOCK
-        .scope(Cell::new(Clock::default()), async {
-            let output = serve.await;
+///
+/// Not an `async fn`: that would keep `serve` both as its argument and
+/// as the future it awaits, and the request future holding this one is
+/// moved on every request. The clock is read in `map`, which runs inside
+/// the scope.
+pub fn with_backend_clock<F: Future>(serve: F) -> impl Future<Output = (F::Output, Duration)> {
+    BACKEND_CLOCK.scope(
+        Cell::new(Clock::default()),
+        serve.map(|output| {
             let clock = BACKEND_CLOCK.with(Cell::get);
             // An interval still open (a body not read to its end yet)
             // counts until now.
@@ -46,8 +52,8 @@ pub async fn with_backend_clock<F: Future>(serve: F) -> (F::Output, Duration) {
                 _ => Duration::ZERO,
             };
             (output, clock.total + open)
-        })
-        .await
+        }),
+    )
 }
 
 /// One backend call, or the reading of one body from the backend, in the

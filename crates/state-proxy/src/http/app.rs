@@ -6,6 +6,7 @@
 //! [`App::handle`] takes any request body ([`IncomingBody`]), so tests
 //! drive the application in process, without a socket.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -80,38 +81,50 @@ impl App {
     /// Every answer carries `Server-Timing` and is counted in the metrics;
     /// both cover the time until the response headers (a streamed body
     /// goes out after them).
-    pub async fn handle<B: IncomingBody>(&self, request: Request<B>) -> Response<ResponseBody> {
+    ///
+    /// A plain function returning the future, which owns the application
+    /// and the request's parts: every layer of `async` around a future
+    /// keeps what it was given beside what it awaits, and this future is
+    /// moved on every request, so it is kept flat (one copy of the
+    /// request, no `async` wrapper around the handler's future).
+    pub fn handle<B: IncomingBody>(
+        self: Arc<Self>,
+        request: Request<B>,
+    ) -> impl Future<Output = Response<ResponseBody>> + 'static {
         let started = Instant::now();
         let (parts, incoming) = request.into_parts();
-        let route = Route::parse(parts.uri.path());
-        let route_label = route.label();
-        let mut body = RequestBody::new(incoming, &self.budget);
-        let (mut response, backend) = timing::with_backend_clock(async {
-            let mut response = match self.dispatch(route, &parts, &mut body).await {
-                Ok(response) => response,
-                Err(error) if parts.method == Method::HEAD => empty(status_of(&error)),
-                Err(error) => error_response(&error),
-            };
-            if !body.finish().await {
+        async move {
+            let app = &*self;
+            let route = Route::parse(parts.uri.path());
+            let route_label = route.label();
+            let mut body = RequestBody::new(incoming, &app.budget);
+            let (mut response, backend) = timing::with_backend_clock(async {
+                let mut response = match app.dispatch(route, &parts, &mut body).await {
+                    Ok(response) => response,
+                    Err(error) if parts.method == Method::HEAD => empty(status_of(&error)),
+                    Err(error) => error_response(&error),
+                };
+                if !body.finish().await {
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
                 response
-                    .headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            })
+            .await;
+            let elapsed = started.elapsed();
+            response.headers_mut().insert(
+                timing::SERVER_TIMING,
+                timing::server_timing(backend, elapsed),
+            );
+            app.metrics.count_received(body.received());
+            app.metrics
+                .record_request(route_label, &parts.method, response.status(), elapsed);
+            if parts.method == Method::HEAD {
+                response
+            } else {
+                response.map(|body| app.count_sent(body))
             }
-            response
-        })
-        .await;
-        let elapsed = started.elapsed();
-        response.headers_mut().insert(
-            timing::SERVER_TIMING,
-            timing::server_timing(backend, elapsed),
-        );
-        self.metrics.count_received(body.received());
-        self.metrics
-            .record_request(route_label, &parts.method, response.status(), elapsed);
-        if parts.method == Method::HEAD {
-            response
-        } else {
-            response.map(|body| self.count_sent(body))
         }
     }
 
@@ -243,7 +256,7 @@ mod tests {
     use crate::store::memory::MemoryStore;
 
     /// An application over a memory store, without a socket.
-    fn app(max_body_bytes: u64) -> App {
+    fn app(max_body_bytes: u64) -> Arc<App> {
         let mode = Mode::new(
             Arc::new(MemoryStore::new("")),
             &ModeOptions {
@@ -253,14 +266,14 @@ mod tests {
             },
         );
         let readiness = Readiness::new(Arc::clone(mode.store()), Duration::ZERO);
-        App::new(AppParts {
+        Arc::new(App::new(AppParts {
             metrics: Arc::new(Metrics::new(mode.remembered_shared())),
             mode,
             readiness,
             query_limits: QueryLimits::default(),
             selftest: None,
             budget: MemoryBudget::unbounded(),
-        })
+        }))
     }
 
     fn request(method: Method, uri: &str, body: &'static str) -> Request<Full<Bytes>> {
@@ -279,10 +292,16 @@ mod tests {
     #[tokio::test]
     async fn a_write_and_a_read_in_process() {
         let app = app(1 << 20);
-        let put = app.handle(request(Method::PUT, "/keys/a/b", "hello")).await;
+        let put = app
+            .clone()
+            .handle(request(Method::PUT, "/keys/a/b", "hello"))
+            .await;
         assert_eq!(put.status(), StatusCode::NO_CONTENT);
         let written = put.headers()[header::ETAG].clone();
-        let get = app.handle(request(Method::GET, "/keys/a/b", "")).await;
+        let get = app
+            .clone()
+            .handle(request(Method::GET, "/keys/a/b", ""))
+            .await;
         assert_eq!(get.status(), StatusCode::OK);
         assert_eq!(get.headers()[header::ETAG], written);
         assert_eq!(get.headers()[header::CONTENT_LENGTH], "5");
@@ -290,6 +309,7 @@ mod tests {
         assert!(timing.starts_with("backend;dur="), "{timing}");
         assert_eq!(text(get).await, "hello");
         let list = app
+            .clone()
             .handle(request(Method::GET, "/keys/?prefix=a/", ""))
             .await;
         assert_eq!(text(list).await, r#"{"keys":["a/b"],"prefixes":[]}"#);
@@ -301,14 +321,23 @@ mod tests {
     #[tokio::test]
     async fn routing_errors_name_the_route_and_its_methods() {
         let app = app(1 << 20);
-        let unknown = app.handle(request(Method::GET, "/nowhere", "")).await;
+        let unknown = app
+            .clone()
+            .handle(request(Method::GET, "/nowhere", ""))
+            .await;
         assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
         assert!(text(unknown).await.contains(r#""error":"not_found""#));
-        let wrong = app.handle(request(Method::POST, "/keys/k", "x")).await;
+        let wrong = app
+            .clone()
+            .handle(request(Method::POST, "/keys/k", "x"))
+            .await;
         assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(wrong.headers()[header::ALLOW], "GET, HEAD, PUT, DELETE");
         // HEAD answers carry the status of the error, never a body.
-        let missing = app.handle(request(Method::HEAD, "/keys/missing", "")).await;
+        let missing = app
+            .clone()
+            .handle(request(Method::HEAD, "/keys/missing", ""))
+            .await;
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
         assert_eq!(text(missing).await, "");
     }
@@ -317,6 +346,7 @@ mod tests {
     async fn a_refused_body_is_drained_and_the_connection_kept() {
         let app = app(4);
         let refused = app
+            .clone()
             .handle(request(Method::PUT, "/keys/k", "too long"))
             .await;
         assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);

@@ -7,12 +7,17 @@
 //!
 //! - a connection idle (between requests) longer than the keep-alive idle
 //!   timeout, one whose request head takes longer than the header timeout,
-//!   and one whose answer nobody reads for the write timeout are closed;
+//!   and one whose answer nobody reads for the write timeout are closed,
+//!   by one watcher task for all connections ([`Connections::watch`]);
 //! - at the connection cap, a new connection sheds the connection idle the
 //!   longest (a request being served is never cut off for a newcomer); if
 //!   every connection is serving a request, the newcomer is closed;
 //! - at shutdown, idle and half-open connections are closed at once and
 //!   the others after their answer.
+//!
+//! A connection's task learns what it is asked ([`Connection::command`])
+//! from an atomic and a waker, checked as it is polled: no timer and no
+//! `select!` of its own, which would cost every request something.
 //!
 //! Request bodies keep their own pace (`pace`).
 
@@ -25,10 +30,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use http_body::{Frame, SizeHint};
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 use super::body::ResponseBody;
 use crate::error::Error;
@@ -45,6 +51,19 @@ pub struct ConnectionLimits {
     pub write_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+}
+
+impl ConnectionLimits {
+    /// How soon a connection that is within its limits is looked at
+    /// again: half of the shortest limit that is on.
+    fn recheck(&self) -> Duration {
+        [self.header_timeout, self.write_timeout, self.idle_timeout]
+            .into_iter()
+            .filter(|d| !d.is_zero())
+            .min()
+            .unwrap_or(Duration::from_secs(3600))
+            / 2
+    }
 }
 
 /// What the server asked a connection to do.
@@ -117,7 +136,7 @@ impl Connections {
             head_started: AtomicU64::new(0),
             write_blocked: AtomicU64::new(0),
             command: AtomicU8::new(RUN),
-            signal: Notify::new(),
+            waker: AtomicWaker::new(),
         });
         live.insert(id, Arc::clone(&connection));
         self.count.send_replace(live.len());
@@ -139,6 +158,27 @@ impl Connections {
         }
     }
 
+    /// Closes the connections that passed a limit, for as long as it is
+    /// polled: looks at every connection when the next one is due, and
+    /// within half of the shortest limit in any case (a head or a blocked
+    /// write may start any moment, a new connection may come).
+    pub async fn watch(&self) {
+        loop {
+            let soon = nanos_since(self.epoch) + self.limits.recheck().as_nanos() as u64;
+            let mut at = self.epoch.instant_at(soon);
+            for connection in self.live.lock().values() {
+                match connection.next(&self.limits) {
+                    Next::Close(reason) => {
+                        tracing::debug!(reason, "closing a connection");
+                        connection.tell(CLOSE);
+                    }
+                    Next::CheckAt(due) => at = at.min(due),
+                }
+            }
+            tokio::time::sleep_until(at).await;
+        }
+    }
+
     /// Resolves once no connection is left.
     pub async fn all_closed(&self) {
         let mut count = self.count.subscribe();
@@ -156,11 +196,24 @@ pub struct Connection {
     head_started: AtomicU64,
     write_blocked: AtomicU64,
     command: AtomicU8,
-    signal: Notify,
+    /// The connection's task, woken when it is told something.
+    waker: AtomicWaker,
 }
 
-/// What the connection's task is to do next.
-pub enum Next {
+/// What the server asks of a connection's task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Go on serving.
+    Run,
+    /// Close now.
+    Close,
+    /// Shutdown: close now if no request is being served, else after
+    /// the answer in progress.
+    Drain,
+}
+
+/// Whether a limit was passed, and when to look again.
+enum Next {
     /// Check again at this instant (or on a signal).
     CheckAt(tokio::time::Instant),
     /// Close the connection, for this reason.
@@ -170,23 +223,24 @@ pub enum Next {
 impl Connection {
     fn tell(&self, command: u8) {
         self.command.store(command, Ordering::Release);
-        self.signal.notify_one();
+        self.waker.wake();
     }
 
-    /// Resolves when the server asked something of the connection
-    /// ([`Connection::on_signal`] says what).
-    pub async fn signalled(&self) {
-        self.signal.notified().await
-    }
-
-    /// After a signal: `true` when the connection is to close now,
-    /// `false` when it is to finish its answer and close (shutdown).
-    pub fn close_now(&self) -> bool {
+    /// What the connection's task is to do, read as it is polled; the
+    /// task is woken when that changes.
+    pub fn command(&self, cx: &Context<'_>) -> Command {
+        self.waker.register(cx.waker());
         match self.command.load(Ordering::Acquire) {
-            CLOSE => true,
-            DRAIN => self.in_flight.load(Ordering::Acquire) == 0,
-            _ => false,
+            RUN => Command::Run,
+            DRAIN => Command::Drain,
+            _ => Command::Close,
         }
+    }
+
+    /// Whether a request is being served (at shutdown, a connection that
+    /// is not, idle or with a head still arriving, closes at once).
+    pub fn serving(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) > 0
     }
 
     /// A request is being served: an [`InFlight`] lasts until its answer
@@ -202,7 +256,7 @@ impl Connection {
     }
 
     /// Whether a limit was passed, and when to look again.
-    pub fn next(&self, limits: &ConnectionLimits) -> Next {
+    fn next(&self, limits: &ConnectionLimits) -> Next {
         let now = self.now();
         let mut at = u64::MAX;
         let mut check = |since: u64, limit: Duration, reason| {
@@ -241,21 +295,9 @@ impl Connection {
         if let Err(reason) = outcome {
             return Next::Close(reason);
         }
-        // A head or a blocked write may start any moment: look again
-        // within half of the shortest limit that is on.
-        let shortest = [
-            limits.header_timeout,
-            limits.write_timeout,
-            limits.idle_timeout,
-        ]
-        .into_iter()
-        .filter(|d| !d.is_zero())
-        .min()
-        .unwrap_or(Duration::from_secs(3600));
-        at = at.min(now.saturating_add((shortest / 2).as_nanos() as u64));
-        Next::CheckAt(tokio::time::Instant::from_std(
-            self.epoch.instant + Duration::from_nanos(at),
-        ))
+        // A head or a blocked write may start any moment.
+        at = at.min(now.saturating_add(limits.recheck().as_nanos() as u64));
+        Next::CheckAt(self.epoch.instant_at(at))
     }
 
     fn read_some(&self) {
@@ -292,6 +334,11 @@ impl Epoch {
             instant: Instant::now(),
             coarse: coarse_nanos(),
         }
+    }
+
+    /// `nanos` after the epoch, on the timer's clock.
+    fn instant_at(self, nanos: u64) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.instant + Duration::from_nanos(nanos))
     }
 }
 
@@ -440,8 +487,8 @@ mod tests {
         let busy = connections.admit().unwrap();
         let _serving = busy.begin();
         let third = connections.admit().unwrap();
-        assert!(oldest.close_now(), "the idle one is shed");
-        assert!(!busy.close_now());
+        assert_eq!(command(&oldest), Command::Close, "the idle one is shed");
+        assert_eq!(command(&busy), Command::Run);
         connections.remove(&oldest);
         let _also_serving = third.begin();
         assert!(
@@ -465,8 +512,14 @@ mod tests {
         // While a request is served, idleness does not count.
         let serving = connection.begin();
         assert!(matches!(connection.next(&strict), Next::CheckAt(_)));
-        drop(serving);
         connections.drain();
-        assert!(connection.close_now());
+        assert_eq!(command(&connection), Command::Drain);
+        assert!(connection.serving(), "finishes its answer first");
+        drop(serving);
+        assert!(!connection.serving());
+    }
+
+    fn command(connection: &Connection) -> Command {
+        connection.command(&Context::from_waker(std::task::Waker::noop()))
     }
 }

@@ -32,8 +32,10 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use http::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -42,7 +44,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
 pub use app::{App, AppParts};
-use connections::{Connection, ConnectionLimits, Connections, Next, TrackedBody, TrackedIo};
+use connections::{Command, Connection, ConnectionLimits, Connections, TrackedBody, TrackedIo};
 pub use handlers::QUERY_BODY_MAX;
 use pace::{BodyPace, PacedBody};
 use socket::BoundSocket;
@@ -107,6 +109,10 @@ impl Server {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let (listener, socket_file) = self.socket.into_parts();
         let connections = Arc::new(Connections::new(self.options.connections));
+        let watcher = tokio::spawn({
+            let connections = Arc::clone(&connections);
+            async move { connections.watch().await }
+        });
         let pace = self.options.body_pace;
         let mut builder = http1::Builder::new();
         // Header and idle timeouts are the registry's (`connections`):
@@ -138,19 +144,19 @@ impl Server {
             let app = Arc::clone(&self.app);
             let serving = Arc::clone(&connection);
             let service = service_fn(move |request: Request<Incoming>| {
-                let app = Arc::clone(&app);
                 let in_flight = serving.begin();
-                async move {
-                    let request = request.map(|body| PacedBody::new(body, pace));
-                    let response = app.handle(request).await;
+                let request = request.map(|body| PacedBody::new(body, pace));
+                // `map`, not an `async` block: the block would hold the
+                // request again beside the future that already owns it.
+                Arc::clone(&app).handle(request).map(move |response| {
                     Ok::<_, Infallible>(response.map(|body| TrackedBody { body, in_flight }))
-                }
+                })
             });
             let io = TokioIo::new(TrackedIo::new(stream, Arc::clone(&connection)));
             let served = builder.serve_connection(io, service);
             let connections = Arc::clone(&connections);
             tokio::spawn(async move {
-                run_connection(served, &connection, connections.limits()).await;
+                run_connection(served, &connection).await;
                 connections.remove(&connection);
             });
         }
@@ -164,15 +170,17 @@ impl Server {
                 tracing::warn!(grace = ?self.options.shutdown_grace, "grace period over, closing remaining connections");
             }
         }
+        watcher.abort();
     }
 }
 
-/// Serves one connection until it ends, a limit closes it, or the server
-/// sheds it or shuts down.
+/// Serves one connection until it ends, or the server sheds it, a limit
+/// closes it ([`Connections::watch`]) or the server shuts down. A plain
+/// poll function: what the server asks is an atomic read on each poll
+/// ([`Connection::command`]), not a `select!` with a timer.
 async fn run_connection<S, B>(
     served: http1::Connection<TokioIo<TrackedIo<UnixStream>>, S>,
     connection: &Connection,
-    limits: &ConnectionLimits,
 ) where
     S: hyper::service::HttpService<Incoming, ResBody = B>,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -181,31 +189,27 @@ async fn run_connection<S, B>(
 {
     tokio::pin!(served);
     let mut draining = false;
-    loop {
-        let at = match connection.next(limits) {
-            Next::CheckAt(at) => at,
-            Next::Close(reason) => {
-                tracing::debug!(reason, "closing a connection");
-                return;
-            }
-        };
-        tokio::select! {
-            ended = served.as_mut() => {
-                if let Err(e) = ended {
-                    tracing::debug!(error = %e, "connection ended with an error");
+    std::future::poll_fn(|cx| {
+        match connection.command(cx) {
+            Command::Run => {}
+            Command::Close => return Poll::Ready(()),
+            Command::Drain if !draining => {
+                if !connection.serving() {
+                    return Poll::Ready(());
                 }
-                return;
+                // Once: hyper closes after the answer in progress, which
+                // is then no longer counted as served but may still be
+                // in hyper's buffer.
+                served.as_mut().graceful_shutdown();
+                draining = true;
             }
-            () = connection.signalled() => {
-                if connection.close_now() {
-                    return;
-                }
-                if !draining {
-                    served.as_mut().graceful_shutdown();
-                    draining = true;
-                }
-            }
-            () = tokio::time::sleep_until(at) => {}
+            Command::Drain => {}
         }
-    }
+        served.as_mut().poll(cx).map(|ended| {
+            if let Err(e) = ended {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        })
+    })
+    .await
 }
