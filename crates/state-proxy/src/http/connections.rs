@@ -214,7 +214,7 @@ pub enum Command {
 
 /// Whether a limit was passed, and when to look again.
 enum Next {
-    /// Check again at this instant (or on a signal).
+    /// Within its limits until this instant.
     CheckAt(tokio::time::Instant),
     /// Close the connection, for this reason.
     Close(&'static str),
