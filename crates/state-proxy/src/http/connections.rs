@@ -93,10 +93,6 @@ impl Connections {
         }
     }
 
-    pub fn limits(&self) -> &ConnectionLimits {
-        &self.limits
-    }
-
     /// Registers a new connection; at the cap, sheds the connection idle
     /// the longest first. `None` when every connection is serving a
     /// request: the newcomer is to be closed.
@@ -164,8 +160,7 @@ impl Connections {
     /// write may start any moment, a new connection may come).
     pub async fn watch(&self) {
         loop {
-            let soon = nanos_since(self.epoch) + self.limits.recheck().as_nanos() as u64;
-            let mut at = self.epoch.instant_at(soon);
+            let mut at = nanos_since(self.epoch) + self.limits.recheck().as_nanos() as u64;
             for connection in self.live.lock().values() {
                 match connection.next(&self.limits) {
                     Next::Close(reason) => {
@@ -175,7 +170,7 @@ impl Connections {
                     Next::CheckAt(due) => at = at.min(due),
                 }
             }
-            tokio::time::sleep_until(at).await;
+            tokio::time::sleep_until(self.epoch.instant_at(at)).await;
         }
     }
 
@@ -214,8 +209,9 @@ pub enum Command {
 
 /// Whether a limit was passed, and when to look again.
 enum Next {
-    /// Within its limits until this instant.
-    CheckAt(tokio::time::Instant),
+    /// Within its limits until this instant (nanoseconds since the
+    /// epoch; `u64::MAX` while no limit is running).
+    CheckAt(u64),
     /// Close the connection, for this reason.
     Close(&'static str),
 }
@@ -255,7 +251,8 @@ impl Connection {
         nanos_since(self.epoch)
     }
 
-    /// Whether a limit was passed, and when to look again.
+    /// Whether a limit was passed, and when the next one running is due
+    /// (the watcher looks again sooner anyway).
     fn next(&self, limits: &ConnectionLimits) -> Next {
         let now = self.now();
         let mut at = u64::MAX;
@@ -295,9 +292,7 @@ impl Connection {
         if let Err(reason) = outcome {
             return Next::Close(reason);
         }
-        // A head or a blocked write may start any moment.
-        at = at.min(now.saturating_add(limits.recheck().as_nanos() as u64));
-        Next::CheckAt(self.epoch.instant_at(at))
+        Next::CheckAt(at)
     }
 
     fn read_some(&self) {
