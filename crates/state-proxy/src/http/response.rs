@@ -1,7 +1,7 @@
 //! Building answers: empty, JSON, the metrics exposition, and the `ETag`
 //! of a version. Error answers are in `errors`.
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use serde::Serialize;
 
@@ -27,17 +27,12 @@ pub fn json(status: StatusCode, value: &impl Serialize) -> Result<Response<Respo
     Ok(response)
 }
 
-/// The strong `ETag` of a version. On nearly every answer, so built with
-/// one allocation that becomes the header value as it is, rather than
-/// formatted into a string and copied again (about 450 instructions less
-/// a GET under callgrind).
+/// The strong `ETag` of a version. On nearly every answer, so the
+/// version's text becomes the header value as it is, rather than being
+/// copied again (with the quoting built by hand, about 450 instructions
+/// less a GET under callgrind).
 pub fn etag(version: &Version) -> Result<HeaderValue> {
-    let token = version.as_str().as_bytes();
-    let mut quoted = BytesMut::with_capacity(token.len() + 2);
-    quoted.extend_from_slice(b"\"");
-    quoted.extend_from_slice(token);
-    quoted.extend_from_slice(b"\"");
-    HeaderValue::from_maybe_shared(quoted.freeze())
+    HeaderValue::from_maybe_shared(Bytes::from(version.etag()))
         .map_err(|_| Error::internal(format!("version {version:?} cannot be an ETag")))
 }
 
